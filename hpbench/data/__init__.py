@@ -1,0 +1,1 @@
+"""Datasets: specs, cameras, readers."""
