@@ -1,0 +1,239 @@
+"""The `hpbench` command line: parse strings into typed values, call the library, print.
+
+Heavy imports (torch, pandas, matplotlib) happen inside the command that needs
+them, so `hpbench --help` is instant.
+"""
+
+from __future__ import annotations
+
+import enum
+import re
+import sys
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+app = typer.Typer(
+    name="hpbench",
+    help="Benchmark 3D hand pose estimation from depth: score, profile, report.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+
+class CoordsChoice(str, enum.Enum):
+    auto = "auto"
+    uvd = "uvd"
+    xyz = "xyz"
+
+
+class YAxisChoice(str, enum.Enum):
+    dataset = "dataset"
+    up = "up"
+    down = "down"
+
+
+def _console(stderr: bool = False):  # -> rich.console.Console
+    from rich.console import Console
+
+    console = Console(stderr=stderr, highlight=False)
+    if not console.is_terminal:  # logs and pipes: never truncate method names to a guessed width
+        console = Console(stderr=stderr, highlight=False, width=200)
+    return console
+
+
+def _fail(message: str, code: int = 2) -> None:
+    _console(stderr=True).print(f"[bold red]error:[/] {message}", markup=True)
+    raise typer.Exit(code)
+
+
+def _parse_joint_order(text: str | None) -> tuple[int, ...] | None:
+    if text is None:
+        return None
+    try:
+        return tuple(int(part) for part in re.split(r"[,\s]+", text.strip()) if part)
+    except ValueError:
+        _fail(f"--joint-order must be comma-separated 0-based joint indices, got {text!r}")
+    raise AssertionError  # unreachable
+
+
+DatasetOption = Annotated[
+    Optional[str],
+    typer.Option("--dataset", "-d", help="icvl, nyu or msra; default: from the file name or its folder."),
+]
+CoordsOption = Annotated[
+    CoordsChoice, typer.Option("--coords", help="Values in the file: image uvd, world xyz, or detect.")
+]
+YAxisOption = Annotated[
+    YAxisChoice,
+    typer.Option("--y-axis", help="World y of xyz files: the dataset's convention (NYU up, ICVL down), up or down."),
+]
+JointOrderOption = Annotated[
+    Optional[str],
+    typer.Option("--joint-order", help="For each dataset joint, its 0-based index in the file: '3,1,0,...'."),
+]
+FramesOption = Annotated[
+    Optional[str],
+    typer.Option("--frames", help="Test frames the lines cover: all, START:STOP (0-based) or a range name."),
+]
+CheckOption = Annotated[
+    bool, typer.Option("--check/--no-check", help="Refuse files that score far better read another way.")
+]
+EvalDirOption = Annotated[
+    Optional[Path],
+    typer.Option("--eval-dir", help="handpose-eval folder (default: $HPBENCH_EVAL_DIR, ../shared/handpose-eval)."),
+]
+
+
+def _read_options(coords, y_axis, joint_order, frames, check):  # -> ReadOptions
+    from hpbench.scoring import ReadOptions
+
+    return ReadOptions(
+        coords=coords.value, y_axis=y_axis.value, joint_order=_parse_joint_order(joint_order), frames=frames,
+        check=check,
+    )
+
+
+@app.command("ls")
+def list_command(
+    pattern: Annotated[Optional[str], typer.Argument(help="fnmatch pattern, e.g. 'ours*'.")] = None,
+) -> None:
+    """List registered models with their card: joints, input, parameters, thop MACs, paper."""
+    from rich.table import Table
+
+    from hpbench.cards import CardError, load_card
+    from hpbench.registry import list_models, models
+
+    table = Table("model", "input", "params (ICVL / NYU)", "thop GMAC (ICVL / NYU)", "paper", "summary")
+    table.columns[0].no_wrap = True
+    for name in list_models(pattern):
+        try:
+            card = load_card(name)
+        except CardError as error:
+            table.add_row(name, "", "", "", "", f"[red]{error}[/]")
+            continue
+        declared = [card.declared.get(d) for d in ("icvl", "nyu")]
+        params = " / ".join("-" if c is None else f"{c.params:,}" for c in declared)
+        macs = " / ".join("-" if c is None else f"{c.thop_macs / 1e9:.3f}" for c in declared)
+        table.add_row(name, "x".join(map(str, card.input_shape)), params, macs, card.paper, card.summary)
+    console = _console()
+    console.print(table)
+    for name, reason in models.plugin_errors.items():
+        console.print(f"[yellow]skipped plugin {name}:[/] {reason}")
+
+
+@app.command("eval")
+def eval_command(
+    files: Annotated[list[Path], typer.Argument(help="Prediction files, one line per test frame.")],
+    dataset: DatasetOption = None,
+    coords: CoordsOption = CoordsChoice.auto,
+    y_axis: YAxisOption = YAxisChoice.dataset,
+    joint_order: JointOrderOption = None,
+    frames: FramesOption = None,
+    check: CheckOption = True,
+    eval_dir: EvalDirOption = None,
+    labels: Annotated[Optional[Path], typer.Option(help="Explicit test labels (J x u v d per line).")] = None,
+    names: Annotated[Optional[Path], typer.Option(help="Frame names of --labels, one per line.")] = None,
+    save: Annotated[Optional[Path], typer.Option(help="Write result rows as CSV into this folder.")] = None,
+) -> None:
+    """Score prediction files against the real test labels: mean 3D error, success rates, AUC."""
+    from rich.table import Table
+
+    from hpbench.predictions import PredictionFileError
+    from hpbench.registry import UnknownNameError
+    from hpbench.results import write_results
+    from hpbench.scoring import infer_dataset, load_ground_truth, score_file
+
+    options = _read_options(coords, y_axis, joint_order, frames, check)
+    table = Table("method", "dataset", "frames", "read as", "mean error (mm)", "<=20 mm (%)", "<=40 mm (%)",
+                  "AUC 0-80 mm (%)", title="3D joint error")
+    table.columns[0].no_wrap = True
+    refused: list[str] = []
+    truths = {}
+    for path in files:
+        try:
+            spec = infer_dataset(path, dataset)
+            name = spec.name
+            if name not in truths:
+                truths[name] = load_ground_truth(spec, eval_dir=eval_dir, labels=labels, names=names)
+            score = score_file(path, truths[name], options)
+        except (PredictionFileError, UnknownNameError) as error:
+            refused.append(str(error))
+            continue
+        except FileNotFoundError as error:
+            _fail(str(error))
+        rows = score.rows()
+        auc = float(rows.loc[rows["metric"] == "auc_max", "value"].iloc[0])
+        table.add_row(
+            score.method, name, score.frames, score.reading, f"{score.mean_error_mm:.3f}",
+            f"{100 * score.success_rate(20):.1f}", f"{100 * score.success_rate(40):.1f}", f"{100 * auc:.1f}",
+        )
+        if save is not None:
+            write_results(rows, save / name / f"{score.method}.csv")
+    console = _console()
+    if table.row_count:
+        console.print(table)
+    for reason in refused:
+        _console(stderr=True).print(f"[bold red]refused[/] {reason}", markup=True)
+    if refused:
+        raise typer.Exit(1)
+
+
+@app.command("report")
+def report_command(
+    paths: Annotated[list[Path], typer.Argument(help="Prediction files (.txt), results files (.csv) or folders of them.")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Output folder.")] = Path("reports"),
+    formats: Annotated[str, typer.Option("--format", help="Comma-separated: latex, markdown, csv.")] = "latex,markdown,csv",
+    figures: Annotated[bool, typer.Option("--figures/--no-figures", help="Write curve and bar figures.")] = True,
+    dataset: DatasetOption = None,
+    coords: CoordsOption = CoordsChoice.auto,
+    y_axis: YAxisOption = YAxisChoice.dataset,
+    joint_order: JointOrderOption = None,
+    frames: FramesOption = None,
+    check: CheckOption = True,
+    eval_dir: EvalDirOption = None,
+) -> None:
+    """Tables (LaTeX, Markdown, CSV) and figures from prediction files and result files."""
+    from hpbench.report import summary_table, write_report
+    from hpbench.scoring import collect_results
+
+    chosen = tuple(f.strip() for f in formats.split(",") if f.strip())
+    unknown = set(chosen) - {"latex", "markdown", "csv"}
+    if unknown or not chosen:
+        _fail(f"--format takes latex, markdown, csv; got {formats!r}")
+    options = _read_options(coords, y_axis, joint_order, frames, check)
+    try:
+        results, refused = collect_results(paths, dataset=dataset, options=options, eval_dir=eval_dir, progress=True)
+    except FileNotFoundError as error:
+        _fail(str(error))
+    if results.empty:
+        for reason in refused:
+            _console(stderr=True).print(f"[bold red]refused[/] {reason}", markup=True)
+        _fail("nothing to report: no file could be scored")
+    written = write_report(results, out, formats=chosen, figures=figures)
+    if refused:
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "refused.txt").write_text("".join(reason + "\n" for reason in refused))
+        written.append(out / "refused.txt")
+    console = _console()
+    for name in sorted(results["dataset"].unique()):
+        table = summary_table(results, dataset=name)
+        console.print(f"[bold]{name}[/]: {len(table)} methods")
+        console.print(table.to_string(index=False, float_format=lambda v: f"{v:.3f}"), markup=False)
+    for reason in refused:
+        _console(stderr=True).print(f"[bold red]refused[/] {reason}", markup=True)
+    console.print(f"wrote {len(written)} files to {out}", markup=False)
+
+
+def main() -> None:
+    """Console-script entry point."""
+    try:
+        app()
+    except KeyboardInterrupt:
+        sys.exit(130)
+
+
+if __name__ == "__main__":
+    main()

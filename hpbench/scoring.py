@@ -1,0 +1,460 @@
+"""Score prediction files against a dataset's public test labels.
+
+The path from a file to numbers: read (hpbench.predictions), match its lines to
+test frames (by file name, by an explicit range, or all), bring it to world xyz
+in the dataset's convention, compute errors (hpbench.metrics), and emit tidy
+rows (hpbench.results). A file that reads wrongly as asked (world y flipped,
+joints in another order, uvd taken for xyz) is refused with the option that
+fixes it, instead of being scored into a meaningless number.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+
+from hpbench import metrics
+from hpbench.data.specs import DatasetSpec, FrameRange
+from hpbench.predictions import Coords, PredictionFile, PredictionFileError, detect_coords, read_prediction_file
+
+__all__ = [
+    "EVAL_DIR_ENV",
+    "GroundTruth",
+    "ReadOptions",
+    "Score",
+    "collect_results",
+    "find_eval_dir",
+    "infer_dataset",
+    "load_ground_truth",
+    "score_file",
+    "score_predictions",
+]
+
+EVAL_DIR_ENV = "HPBENCH_EVAL_DIR"
+"""Environment variable naming a handpose-eval folder (groundtruth/, results/)."""
+
+YAxis = Literal["dataset", "up", "down"]
+
+
+def find_eval_dir(explicit: str | os.PathLike[str] | None = None) -> Path | None:
+    """The handpose-eval folder: ``explicit``, else $HPBENCH_EVAL_DIR, else ../shared/handpose-eval.
+
+    The last is looked up next to the current directory and next to a source
+    checkout of hpbench. Returns None when none exists (explicit ones must exist).
+    """
+    if explicit is not None:
+        path = Path(explicit)
+        if not path.is_dir():
+            raise FileNotFoundError(f"evaluation folder {path} does not exist")
+        return path
+    if os.environ.get(EVAL_DIR_ENV):
+        path = Path(os.environ[EVAL_DIR_ENV])
+        if not path.is_dir():
+            raise FileNotFoundError(f"${EVAL_DIR_ENV}={path} is not a folder")
+        return path
+    checkout = Path(__file__).resolve().parents[1]
+    for base in (Path.cwd(), checkout):
+        candidate = base.parent / "shared" / "handpose-eval"
+        if candidate.is_dir():
+            return candidate
+    return None
+
+
+@dataclass(frozen=True)
+class GroundTruth:
+    """Test labels of one dataset: ``uvd`` (N, J, 3) in (px, px, mm) and frame names."""
+
+    dataset: DatasetSpec
+    uvd: np.ndarray
+    names: tuple[str, ...]
+    source: Path
+
+    @property
+    def xyz(self) -> np.ndarray:
+        """(N, J, 3) world positions, mm, in the dataset's axis convention."""
+        return self.dataset.camera.uvd_to_xyz(self.uvd)
+
+
+def load_ground_truth(
+    dataset: DatasetSpec,
+    *,
+    eval_dir: str | os.PathLike[str] | None = None,
+    labels: str | os.PathLike[str] | None = None,
+    names: str | os.PathLike[str] | None = None,
+) -> GroundTruth:
+    """Test labels of ``dataset`` from a handpose-eval folder, or from explicit files.
+
+    ``labels``: one line per frame, J x (u, v, d); ``names``: one frame file name
+    per line (optional with explicit labels: frames are then named by index).
+    """
+    if labels is None:
+        if dataset.test_labels is None or dataset.test_list is None:
+            raise FileNotFoundError(f"{dataset.name} has no public test labels in the toolkit: pass --labels FILE")
+        root = find_eval_dir(eval_dir)
+        if root is None:
+            raise FileNotFoundError(
+                f"test labels of {dataset.name} not found: set ${EVAL_DIR_ENV} to a handpose-eval folder "
+                f"(holding {dataset.test_labels}) or pass --labels FILE"
+            )
+        labels, names = root / dataset.test_labels, root / dataset.test_list
+        for path in (labels, names):
+            if not Path(path).is_file():
+                raise FileNotFoundError(f"{path} is missing: the evaluation folder {root} is incomplete")
+    label_file = read_prediction_file(labels, num_joints=dataset.num_joints, dataset=dataset.name)
+    if label_file.names is not None:
+        frame_names = label_file.names
+    elif names is not None:
+        frame_names = tuple(line.strip() for line in Path(names).read_text().splitlines() if line.strip())
+        if len(frame_names) != label_file.num_frames:
+            raise PredictionFileError(
+                names, f"{len(frame_names)} frame names for {label_file.num_frames} label lines in {labels}"
+            )
+    else:
+        frame_names = tuple(f"frame_{index:06d}" for index in range(label_file.num_frames))
+    if dataset.num_test_frames is not None and labels is not None and label_file.num_frames != dataset.num_test_frames:
+        raise PredictionFileError(
+            labels, f"{label_file.num_frames} frames, the {dataset.name} test set has {dataset.num_test_frames}"
+        )
+    return GroundTruth(dataset=dataset, uvd=label_file.joints, names=frame_names, source=Path(labels))
+
+
+@dataclass(frozen=True)
+class ReadOptions:
+    """How to read a prediction file (all defaults: detect and check).
+
+    coords: "auto" detects uvd vs world xyz (see predictions.detect_coords).
+    y_axis: world y of an xyz file: "dataset" (the dataset's own convention, NYU y up,
+        ICVL y down), "up" or "down" (image rows, as authors' original outputs).
+    joint_order: for each dataset joint, the 0-based index of that joint in the file.
+    frames: None matches the whole test set or, by row count, one named range;
+        "all", "START:STOP" (0-based, stop exclusive) or a range name force it.
+    check: refuse files that score far better when read another way.
+    """
+
+    coords: Literal["auto", "uvd", "xyz"] = "auto"
+    y_axis: YAxis = "dataset"
+    joint_order: tuple[int, ...] | None = None
+    frames: str | None = None
+    check: bool = True
+
+
+@dataclass(frozen=True)
+class Score:
+    """Errors of one prediction file: ``errors_mm`` (n, J) over the matched test frames."""
+
+    method: str
+    source: Path
+    dataset: DatasetSpec
+    errors_mm: np.ndarray
+    frame_indices: np.ndarray
+    frames: str
+    reading: str
+
+    @property
+    def mean_error_mm(self) -> float:
+        return metrics.mean_error_mm(self.errors_mm)
+
+    def success_rate(self, threshold_mm: float, *, criterion: str = "max") -> float:
+        """Fraction of frames whose max (or mean) joint error is <= ``threshold_mm``."""
+        return float(metrics.success_rate(self.errors_mm, np.array([threshold_mm]), criterion=criterion)[0])
+
+    def rows(self):  # -> pandas.DataFrame
+        """Tidy result rows (hpbench.results) of this score."""
+        from hpbench.results import make_rows
+
+        thresholds = metrics.THRESHOLDS_MM
+        records: list[dict[str, object]] = [{"metric": "mean_error", "value": self.mean_error_mm, "unit": "mm"}]
+        per_joint = metrics.per_joint_error_mm(self.errors_mm)
+        records += [
+            {"metric": "joint_error", "joint": name, "value": value, "unit": "mm"}
+            for name, value in zip(self.dataset.joint_names, per_joint, strict=True)
+        ]
+        for criterion in ("max", "mean"):
+            curve = metrics.success_rate(self.errors_mm, thresholds, criterion=criterion)
+            records += [
+                {"metric": f"success_rate_{criterion}", "threshold_mm": t, "value": r, "unit": "fraction"}
+                for t, r in zip(thresholds, curve, strict=True)
+            ]
+            records.append({"metric": f"auc_{criterion}", "value": metrics.auc(thresholds, curve), "unit": "fraction"})
+        return make_rows(
+            records, model=self.method, dataset=self.dataset.name, split="test", n=len(self.frame_indices),
+            frames=self.frames, source=str(self.source),
+        )
+
+
+def _normalize_name(name: str) -> tuple[str, ...]:
+    return tuple(part for part in name.replace("\\", "/").split("/") if part not in ("", "."))
+
+
+def _match_by_name(prediction: PredictionFile, gt: GroundTruth) -> np.ndarray:
+    """Indices of the test frames named in the file; the most specific path suffix wins."""
+    lookup: dict[tuple[str, ...], int] = {}
+    for index, name in enumerate(gt.names):
+        parts = _normalize_name(name)
+        for k in range(1, len(parts) + 1):
+            key = parts[-k:]
+            lookup[key] = -1 if key in lookup else index  # -1: ambiguous suffix
+    assert prediction.names is not None
+    indices = np.empty(prediction.num_frames, dtype=np.int64)
+    first_line: dict[int, int] = {}
+    for row, (name, line) in enumerate(zip(prediction.names, prediction.line_numbers, strict=True)):
+        parts = _normalize_name(name)
+        found = None
+        for k in range(len(parts), 0, -1):
+            if parts[-k:] in lookup:
+                found = lookup[parts[-k:]]
+                break
+        if found is None:
+            raise PredictionFileError(
+                prediction.path, f"frame {name!r} is not a {gt.dataset.name} test frame (e.g. {gt.names[0]!r})",
+                line=int(line),
+            )
+        if found == -1:
+            raise PredictionFileError(
+                prediction.path, f"frame name {name!r} matches several test frames: give its folder too",
+                line=int(line),
+            )
+        if found in first_line:
+            raise PredictionFileError(
+                prediction.path, f"frame {name!r} appears twice (first on line {first_line[found]})", line=int(line)
+            )
+        first_line[found] = int(line)
+        indices[row] = found
+    return indices
+
+
+def _range_hint(dataset: DatasetSpec) -> str:
+    named = ", ".join(f"{r.name} = {r.start}:{r.stop} ({len(r)} frames)" for r in dataset.test_ranges)
+    return "pass --frames START:STOP (0-based, stop exclusive)" + (f" or a named range: {named}" if named else "")
+
+
+def _select_frames(prediction: PredictionFile, gt: GroundTruth, frames: str | None) -> tuple[np.ndarray, str]:
+    """Test-frame indices of the file's lines and a note saying which frames were scored."""
+    total = len(gt.names)
+    count = prediction.num_frames
+    if prediction.names is not None:
+        if frames is not None:
+            raise PredictionFileError(prediction.path, "the file names its frames: drop --frames")
+        indices = _match_by_name(prediction, gt)
+        return indices, f"{count}/{total} (matched by file name)"
+    ranges = {r.name: r for r in gt.dataset.test_ranges}
+    if frames is None:
+        if count == total:
+            return np.arange(total), f"{total}/{total}"
+        fits = [r for r in gt.dataset.test_ranges if len(r) == count]
+        if len(fits) == 1:
+            chosen = fits[0]
+            return np.arange(chosen.start, chosen.stop), f"{count}/{total} ({chosen.name}, by line count)"
+        raise PredictionFileError(
+            prediction.path,
+            f"{count} lines but the {gt.dataset.name} test set has {total} frames: {_range_hint(gt.dataset)}",
+        )
+    if frames == "all":
+        chosen = FrameRange("all", 0, total)
+    elif frames in ranges:
+        chosen = ranges[frames]
+    else:
+        start_text, sep, stop_text = frames.partition(":")
+        try:
+            chosen = FrameRange(frames, int(start_text or 0), int(stop_text) if stop_text else total)
+        except ValueError:
+            chosen = None
+        if not sep or chosen is None or not 0 <= chosen.start < chosen.stop <= total:
+            raise PredictionFileError(
+                prediction.path, f"--frames {frames!r} is not 'all', START:STOP within 0:{total} or a range name"
+            )
+    if len(chosen) != count:
+        raise PredictionFileError(
+            prediction.path, f"{count} lines but --frames {frames} selects {len(chosen)} frames"
+        )
+    label = "" if frames == "all" else f" ({frames})"
+    return np.arange(chosen.start, chosen.stop), f"{count}/{total}{label}"
+
+
+def _to_world(joints: np.ndarray, coords: Coords, y_up: bool, dataset: DatasetSpec) -> np.ndarray:
+    """File values -> world xyz in the dataset's convention (mm)."""
+    if coords == "uvd":
+        return dataset.camera.uvd_to_xyz(joints)
+    world = np.array(joints, dtype=np.float64)
+    if y_up != dataset.camera.y_up:
+        world[..., 1] *= -1.0
+    return world
+
+
+def _describe(coords: Coords, y_up: bool, order: tuple[int, ...] | None) -> str:
+    text = "uvd" if coords == "uvd" else f"xyz, y {'up' if y_up else 'down'}"
+    return text + ("" if order is None else ", joints reordered")
+
+
+def _best_order(pred_xyz: np.ndarray, gt_xyz: np.ndarray, *, max_frames: int = 512) -> tuple[int, ...]:
+    """Joint order minimising the mean error (Hungarian assignment over joint pairs).
+
+    The pairwise cost uses at most ``max_frames`` evenly spaced frames: a
+    diagnosis, not a score, so a subsample is enough and keeps it cheap.
+    """
+    from scipy.optimize import linear_sum_assignment
+
+    rows = np.unique(np.linspace(0, len(pred_xyz) - 1, min(len(pred_xyz), max_frames)).astype(np.int64))
+    pred, gt = pred_xyz[rows], gt_xyz[rows]
+    # cost[i, j]: mean distance of file joint i to true joint j
+    cost = np.linalg.norm(pred[:, :, None, :] - gt[:, None, :, :], axis=-1).mean(axis=0)
+    file_joint, true_joint = linear_sum_assignment(cost)
+    order = np.empty(len(cost), dtype=np.int64)
+    order[true_joint] = file_joint
+    return tuple(int(i) for i in order)
+
+
+def _refuse_if_misread(
+    prediction: PredictionFile, joints: np.ndarray, gt_xyz: np.ndarray, dataset: DatasetSpec,
+    current: tuple[Coords, bool, tuple[int, ...] | None], error_mm: float,
+) -> None:
+    """Raise when another reading (coords, y axis, joint order) scores far better than this one."""
+    readings: list[tuple[Coords, bool]] = [("uvd", dataset.camera.y_up), ("xyz", True), ("xyz", False)]
+    best: tuple[float, Coords, bool, tuple[int, ...] | None] | None = None
+    for coords, y_up in readings:
+        world = _to_world(joints, coords, y_up, dataset)
+        order = _best_order(world, gt_xyz)
+        for candidate in (None, order):
+            if candidate is not None and candidate == tuple(range(len(candidate))):
+                continue
+            moved = world if candidate is None else world[:, list(candidate)]
+            mean_mm = float(np.linalg.norm(moved - gt_xyz, axis=-1).mean())
+            if best is None or mean_mm < best[0]:
+                best = (mean_mm, coords, y_up, candidate)
+    assert best is not None
+    mean_mm, coords, y_up, order = best
+    if not (mean_mm < 0.5 * error_mm and error_mm - mean_mm > 5.0):
+        return
+    flags = [f"--coords {coords}"] if coords != current[0] else []
+    if coords == "xyz" and (current[0] != "xyz" or y_up != current[1]):
+        flags.append(f"--y-axis {'up' if y_up else 'down'}")
+    if order is not None:
+        composed = order if current[2] is None else tuple(current[2][i] for i in order)
+        flags.append(f"--joint-order {','.join(map(str, composed))}")
+    raise PredictionFileError(
+        prediction.path,
+        f"mean error {error_mm:.1f} mm read as {_describe(*current)}, but {mean_mm:.1f} mm read as "
+        f"{_describe(coords, y_up, order)}: pass {' '.join(flags)} (or --no-check to score it as read)",
+    )
+
+
+def score_predictions(
+    prediction: PredictionFile, gt: GroundTruth, options: ReadOptions = ReadOptions(), *, method: str | None = None
+) -> Score:
+    """Score a parsed prediction file against ``gt``; raises PredictionFileError to refuse it."""
+    dataset = gt.dataset
+    if prediction.num_joints != dataset.num_joints:
+        raise PredictionFileError(
+            prediction.path, f"{prediction.num_joints} joints per line, {dataset.name} has {dataset.num_joints}"
+        )
+    indices, frames_note = _select_frames(prediction, gt, options.frames)
+    joints = prediction.joints
+    order = options.joint_order
+    if order is not None:
+        if sorted(order) != list(range(dataset.num_joints)):
+            raise PredictionFileError(
+                prediction.path,
+                f"--joint-order must list each of the {dataset.num_joints} joint indices 0..{dataset.num_joints - 1} once",
+            )
+        joints = joints[:, list(order)]
+    coords: Coords = detect_coords(joints) if options.coords == "auto" else options.coords
+    y_up = {"dataset": dataset.camera.y_up, "up": True, "down": False}[options.y_axis]
+    pred_xyz = _to_world(joints, coords, y_up, dataset)
+    gt_xyz = dataset.camera.uvd_to_xyz(gt.uvd[indices])
+    errors = metrics.joint_errors_mm(pred_xyz, gt_xyz)
+    if options.check:
+        _refuse_if_misread(prediction, joints, gt_xyz, dataset,
+                           (coords, y_up, order), float(errors.mean()))
+    return Score(
+        method=method or prediction.path.stem,
+        source=prediction.path,
+        dataset=dataset,
+        errors_mm=errors,
+        frame_indices=indices,
+        frames=frames_note,
+        reading=_describe(coords, y_up, order) + ("" if options.coords != "auto" else " (detected)"),
+    )
+
+
+def score_file(
+    path: str | os.PathLike[str], gt: GroundTruth, options: ReadOptions = ReadOptions(), *, method: str | None = None
+) -> Score:
+    """Read and score one prediction file; raises PredictionFileError with a one-line reason."""
+    prediction = read_prediction_file(path, num_joints=gt.dataset.num_joints, dataset=gt.dataset.name)
+    return score_predictions(prediction, gt, options, method=method)
+
+
+def infer_dataset(path: str | os.PathLike[str], explicit: str | None = None) -> DatasetSpec:
+    """The dataset a prediction file belongs to: ``explicit``, else the one dataset name
+    among the underscore-separated words of the file name or its folder names."""
+    import re
+
+    from hpbench.data.specs import datasets, get_dataset
+
+    if explicit is not None:
+        return get_dataset(explicit)
+    path = Path(path)
+    words = set(re.split(r"[_\-. ]+", path.stem.lower())) | {part.lower() for part in path.parent.parts[-2:]}
+    found = sorted(words & set(datasets.names()))
+    if len(found) != 1:
+        raise PredictionFileError(path, "cannot tell the dataset from the file name or folder: pass --dataset")
+    return get_dataset(found[0])
+
+
+def collect_results(
+    paths: list[Path], *, dataset: str | None = None, options: ReadOptions = ReadOptions(),
+    eval_dir: str | os.PathLike[str] | None = None, progress: bool = False,
+):  # -> tuple[pandas.DataFrame, list[str]]
+    """Result rows from prediction files (*.txt, scored here) and results files (*.csv).
+
+    Folders are searched recursively. Returns the rows and one line per refused
+    file. A method found twice for one dataset is kept once (the first) and the
+    other is listed as refused.
+    """
+    import pandas as pd
+
+    from hpbench.results import read_results
+
+    files: list[Path] = []
+    for path in paths:
+        if path.is_dir():
+            files += sorted(p for p in path.rglob("*") if p.suffix in (".txt", ".csv") and p.is_file())
+        elif path.is_file():
+            files.append(path)
+        else:
+            raise FileNotFoundError(f"{path} does not exist")
+    if progress:
+        from rich.progress import track
+
+        files_iter = track(files, description="scoring", transient=True, console=None)
+    else:
+        files_iter = files
+    frames, refused, truths = [], [], {}
+    seen: dict[tuple[str, str], Path] = {}
+    for path in files_iter:
+        try:
+            if path.suffix == ".csv":
+                rows = read_results([path])
+            else:
+                spec = infer_dataset(path, dataset)
+                if spec.name not in truths:
+                    truths[spec.name] = load_ground_truth(spec, eval_dir=eval_dir)
+                rows = score_file(path, truths[spec.name], options).rows()
+        except (PredictionFileError, ValueError) as error:
+            refused.append(str(error))
+            continue
+        for key in sorted(set(zip(rows["model"], rows["dataset"], strict=True))):
+            if key in seen:
+                refused.append(f"{path}: {key[0]} on {key[1]} already comes from {seen[key]}; kept that one")
+                rows = rows[(rows["model"] != key[0]) | (rows["dataset"] != key[1])]
+            else:
+                seen[key] = path
+        frames.append(rows)
+    if not frames:
+        return read_results([]), refused
+    return pd.concat(frames, ignore_index=True), refused

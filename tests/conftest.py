@@ -1,0 +1,33 @@
+"""Shared fixtures: the handpose-eval folder (skip when absent) and small synthetic labels."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from hpbench.data.specs import get_dataset
+from hpbench.scoring import GroundTruth, find_eval_dir
+
+
+@pytest.fixture(scope="session")
+def eval_dir() -> Path:
+    """The real ICVL/NYU test labels and published predictions; tests needing them skip without."""
+    path = find_eval_dir()
+    if path is None:
+        pytest.skip("handpose-eval folder not found (set HPBENCH_EVAL_DIR)")
+    return path
+
+
+@pytest.fixture()
+def small_icvl() -> GroundTruth:
+    """A 40-frame ICVL-like test set with two named ranges of the real layout's shape."""
+    rng = np.random.default_rng(0)
+    spec = get_dataset("icvl")
+    uvd = np.empty((40, spec.num_joints, 3))
+    uvd[..., 0] = rng.uniform(100, 220, uvd.shape[:2])
+    uvd[..., 1] = rng.uniform(60, 180, uvd.shape[:2])
+    uvd[..., 2] = rng.uniform(300, 500, uvd.shape[:2])
+    names = tuple(f"test_seq_1/image_{i:04d}.png" if i < 17 else f"test_seq_2/image_{i - 17:04d}.png" for i in range(40))
+    return GroundTruth(dataset=spec, uvd=uvd, names=names, source=Path("synthetic"))

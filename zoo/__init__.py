@@ -1,0 +1,1 @@
+"""Model cards (TOML), shipped as the package data ``hpbench.zoo``."""
