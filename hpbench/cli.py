@@ -227,6 +227,103 @@ def report_command(
     console.print(f"wrote {len(written)} files to {out}", markup=False)
 
 
+class DeviceChoice(str, enum.Enum):
+    cpu = "cpu"
+    cuda = "cuda"
+    auto = "auto"
+
+
+@app.command("profile")
+def profile_command(
+    models: Annotated[str, typer.Option("--models", "-m", help="Comma-separated registered model names.")],
+    dataset: Annotated[str, typer.Option("--dataset", "-d", help="Joint count from this dataset: icvl, nyu, msra.")] = "nyu",
+    device: Annotated[DeviceChoice, typer.Option(help="cpu, cuda, or auto (cpu and cuda when present).")] = DeviceChoice.cpu,
+    threads: Annotated[Optional[int], typer.Option(min=1, help="CPU threads for latency (default: all cores torch uses).")] = None,
+    batch: Annotated[int, typer.Option(min=1, help="Batch size for latency.")] = 1,
+    throughput_batch: Annotated[int, typer.Option(min=0, help="Batch size for throughput (0: skip).")] = 32,
+    rounds: Annotated[int, typer.Option(min=1, help="Interleaved timing rounds per model.")] = 3,
+    min_time: Annotated[float, typer.Option(min=0.05, help="Seconds of timing per model and round.")] = 1.0,
+    reference: Annotated[Optional[str], typer.Option(help="Model for the ratio column (default: trinet when registered).")] = None,
+    fvcore: Annotated[bool, typer.Option("--fvcore/--no-fvcore", help="Also count with fvcore (jit trace).")] = True,
+    out: Annotated[Optional[Path], typer.Option(help="Write result rows to this CSV file.")] = Path("results/profile.csv"),
+) -> None:
+    """Parameters, MACs from thop / exact / fvcore counters, and latency with spread."""
+    import torch
+    from rich.table import Table
+
+    from hpbench.profile import COUNTER_CONVENTIONS, profile_models, profile_rows, summarize_rounds
+    from hpbench.registry import UnknownNameError, list_models
+    from hpbench.results import write_results
+
+    names = [name.strip() for name in models.split(",") if name.strip()]
+    if reference is None and "trinet" in list_models():
+        reference = "trinet"
+    if reference is not None and reference not in names:
+        names.insert(0, reference)
+    console, errors = _console(), _console(stderr=True)
+    devices = ["cpu"] if device is DeviceChoice.cpu else ["cuda"] if device is DeviceChoice.cuda else ["cpu", "cuda"]
+    if "cuda" in devices and not torch.cuda.is_available():
+        errors.print("[yellow]no GPU:[/] CUDA latency skipped on this machine", markup=True)
+        devices.remove("cuda")
+    try:
+        profiles = profile_models(
+            names, dataset=dataset, devices=devices, threads=threads, batch=batch, throughput_batch=throughput_batch,
+            rounds=rounds, min_run_time_s=min_time, fvcore=fvcore, progress=lambda text: errors.print(text, style="dim"),
+        )
+    except UnknownNameError as error:
+        _fail(str(error))
+    table = Table("model", "params", "thop GMAC", "exact GMAC", "fvcore GMAC", title=f"cost at {dataset} joints")
+    table.columns[0].no_wrap = True
+    reference_latency = {}
+    for profile in profiles:
+        if profile.model == reference:
+            reference_latency = {d: summarize_rounds(v)["median_ms"] for d, v in profile.latency.items()}
+    for dev in devices:
+        table.add_column(f"{dev} ms median [p10-p90]")
+        table.add_column(f"{dev} spread")
+        if reference is not None:
+            table.add_column(f"{dev} x {reference}")
+        if throughput_batch:
+            table.add_column(f"{dev} samples/s @{throughput_batch}")
+    for profile in profiles:
+        macs = profile.macs
+        cells = [profile.model + (" (!)" if macs.disagree else ""), f"{profile.params:,}", f"{macs.thop / 1e9:.3f}",
+                 f"{macs.exact / 1e9:.3f}", "-" if macs.fvcore is None else f"{macs.fvcore / 1e9:.3f}"]
+        for dev in devices:
+            summary = summarize_rounds(profile.latency[dev])
+            cells += [f"{summary['median_ms']:.2f} [{summary['p10_ms']:.2f}-{summary['p90_ms']:.2f}]",
+                      f"{100 * summary['spread']:.0f} %"]
+            if reference is not None:
+                cells.append(f"{summary['median_ms'] / reference_latency[dev]:.2f}")
+            if throughput_batch:
+                cells.append(f"{profile.throughput[dev].throughput:.0f}")
+        table.add_row(*cells)
+    console.print(table)
+    first = next(iter(profiles[0].latency.values()), None)
+    if first:
+        env = first[0].env
+        console.print(f"latency: {first[0].method}, batch {batch}, {env.dtype}, {env.threads} threads, "
+                      f"{env.device_name}, torch {env.torch}; spread = (max - min) / median of {rounds} "
+                      "interleaved rounds", markup=False)
+    for name, convention in COUNTER_CONVENTIONS.items():
+        console.print(f"{name}: {convention}", markup=False)
+    for profile in profiles:
+        for note in profile.macs.notes:
+            console.print(f"(!) {profile.model}: {note}" if profile.macs.disagree else f"{profile.model}: {note}",
+                          markup=False)
+        if profile.excluded_params:
+            console.print(f"{profile.model}: parameters exclude {profile.excluded_params}", markup=False)
+        if profile.unused:
+            console.print(f"{profile.model}: {len(profile.unused)} parameter tensors get no gradient: "
+                          f"{', '.join(profile.unused[:5])}", markup=False)
+        if profile.declared_params is not None and profile.declared_params != profile.params:
+            errors.print(f"{profile.model}: card declares {profile.declared_params:,} parameters, "
+                         f"the model has {profile.params:,}", markup=False)
+    if out is not None:
+        write_results(profile_rows(profiles), out)
+        console.print(f"wrote {out}", markup=False)
+
+
 def main() -> None:
     """Console-script entry point."""
     try:

@@ -377,7 +377,7 @@ def score_predictions(
         errors_mm=errors,
         frame_indices=indices,
         frames=frames_note,
-        reading=_describe(coords, y_up, order) + ("" if options.coords != "auto" else " (detected)"),
+        reading=_describe(coords, y_up, order).replace(coords, f"{coords} (detected)" if options.coords == "auto" else coords, 1),
     )
 
 

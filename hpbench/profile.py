@@ -1,0 +1,483 @@
+"""Cost of a model: parameters, MACs from several counters side by side, latency.
+
+Papers quote "FLOPs" that are thop multiply-accumulates at batch 1. hpbench reports
+each counter under its own name and convention (design/profiling.md):
+
+- ``thop``: thop's MACs, what papers quote. Sees modules only: functional matmul,
+  einsum, softmax and interpolate count 0; transposed convolutions are counted by
+  output volume (k^d / s^d too many); BatchNorm adds 4 per element.
+- ``exact``: ``torch.utils.flop_counter.FlopCounterMode`` FLOPs / 2: conv, linear,
+  matmul and attention multiply-accumulates exactly; bias, BN, softmax, pooling and
+  elementwise ops count 0. Counted on the meta device when the model allows it.
+- ``fvcore``: fvcore's ``FlopCountAnalysis`` (jit trace): MACs for conv, linear,
+  matmul, einsum, upsampling and BN; ops it does not know are listed, not counted.
+
+Latency: ``torch.utils.benchmark`` ``blocked_autorange`` after warm-up, in
+inference mode, at a stated thread count; median and p10/p90 over the measured
+blocks, with device, torch version, dtype and threads recorded beside the figure.
+Models are timed in interleaved rounds (A, B, A, B, ...) so that ratios come from
+the same process and moment, and the round-to-round spread is reported.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import io
+import platform
+import warnings
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+from torch import nn
+
+__all__ = [
+    "COUNTER_CONVENTIONS",
+    "Environment",
+    "Latency",
+    "MacCounts",
+    "count_macs",
+    "count_parameters",
+    "environment",
+    "exact_macs",
+    "fvcore_macs",
+    "measure_latency",
+    "thop_macs",
+    "unused_parameters",
+    "interleaved_latency",
+    "profile_models",
+    "profile_rows",
+    "summarize_rounds",
+    "ModelProfile",
+]
+
+COUNTER_CONVENTIONS: dict[str, str] = {
+    "thop": "thop MACs (papers' 'FLOPs'): modules only; transposed conv by output volume; BN 4/elem",
+    "exact": "FlopCounterMode FLOPs / 2: conv, linear, matmul, attention MACs; no bias, BN, softmax",
+    "fvcore": "fvcore MACs (jit trace): conv, linear, matmul, einsum, upsample, BN; unknown ops listed",
+}
+DISAGREEMENT = 0.05
+"""Relative gap between counters above which a model is flagged."""
+
+
+def count_parameters(model: nn.Module) -> int:
+    """Trainable parameters (``requires_grad``), each shared tensor counted once."""
+    seen: set[int] = set()
+    total = 0
+    for parameter in model.parameters():
+        if parameter.requires_grad and id(parameter) not in seen:
+            seen.add(id(parameter))
+            total += parameter.numel()
+    return total
+
+
+def unused_parameters(model: nn.Module, example: torch.Tensor) -> list[str] | None:
+    """Names of trainable parameters that get no gradient from ``model(example).sum()``.
+
+    Runs on the meta device (no memory, no arithmetic); None when the model cannot
+    run there. Such parameters inflate a parameter count without doing anything.
+    """
+    meta_model = copy.deepcopy(model).to("meta").train()
+    try:
+        meta_model(example.to("meta")).sum().backward()
+    except (RuntimeError, NotImplementedError, TypeError, ValueError, AttributeError):
+        return None
+    return [name for name, p in meta_model.named_parameters() if p.requires_grad and p.grad is None]
+
+
+@contextlib.contextmanager
+def _quiet() -> Iterator[None]:
+    """Silence counters' prints and deprecation warnings (thop prints, jit.trace warns)."""
+    with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
+        warnings.simplefilter("ignore")
+        yield
+
+
+def thop_macs(model: nn.Module, example: torch.Tensor) -> int:
+    """thop's MAC count at the example's batch size, on a deep copy in eval mode.
+
+    (thop registers buffers on the model it profiles: never hand it the real one.)
+    """
+    probe = copy.deepcopy(model).eval()
+    with _quiet(), torch.no_grad():
+        import thop  # its import warns about distutils
+
+        macs, _ = thop.profile(probe, inputs=(example,), verbose=False)
+    return int(round(float(macs)))
+
+
+def _flops_by_op(model: nn.Module, example: torch.Tensor) -> dict[str, int]:
+    """FlopCounterMode FLOPs per aten op of one eval-mode forward, on meta when possible."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    def count(probe: nn.Module, inputs: torch.Tensor) -> dict[str, int]:
+        with FlopCounterMode(display=False) as counter, torch.no_grad():
+            probe(inputs)
+        return {str(op).removeprefix("aten."): int(n) for op, n in counter.get_flop_counts().get("Global", {}).items()}
+
+    try:
+        return count(copy.deepcopy(model).to("meta").eval(), example.to("meta"))
+    except (RuntimeError, NotImplementedError, TypeError, ValueError):
+        return count(copy.deepcopy(model).eval(), example)
+
+
+def exact_macs(model: nn.Module, example: torch.Tensor) -> int:
+    """Conv/linear/matmul/attention MACs from FlopCounterMode (FLOPs / 2), eval mode.
+
+    Counted on the meta device when possible (no activations allocated), else on
+    the example's device.
+    """
+    return sum(_flops_by_op(model, example).values()) // 2
+
+
+def fvcore_macs(model: nn.Module, example: torch.Tensor) -> tuple[int | None, dict[str, int], str]:
+    """fvcore's MAC count, the ops it skipped (name -> calls), and '' or why it failed."""
+    try:
+        with _quiet():
+            from fvcore.nn import FlopCountAnalysis
+
+            analysis = FlopCountAnalysis(copy.deepcopy(model).eval(), (example,))
+            analysis.unsupported_ops_warnings(False).uncalled_modules_warnings(False)
+            total = int(analysis.total())
+            skipped = dict(analysis.unsupported_ops())
+    except ImportError:
+        return None, {}, "fvcore not installed"
+    except Exception as error:  # tracing fails on data-dependent control flow
+        return None, {}, f"jit trace failed: {type(error).__name__}: {str(error).splitlines()[0][:120]}"
+    return total, skipped, ""
+
+
+@dataclass(frozen=True)
+class MacCounts:
+    """MACs of one model at one input from each counter, with notes on disagreements.
+
+    ``exact_by_op``: the exact counter's MACs per aten op (convolution, mm, bmm, ...).
+    """
+
+    thop: int
+    exact: int
+    fvcore: int | None
+    exact_by_op: dict[str, int] = field(default_factory=dict)
+    fvcore_skipped: dict[str, int] = field(default_factory=dict)
+    notes: tuple[str, ...] = ()
+
+    @property
+    def disagree(self) -> bool:
+        """True when any two counters differ by more than 5 % of the exact count."""
+        values = [v for v in (self.thop, self.exact, self.fvcore) if v is not None]
+        return (max(values) - min(values)) / max(self.exact, 1) > DISAGREEMENT
+
+
+_MATMUL_OPS = ("mm", "bmm", "addmm", "baddbmm", "_scaled_dot_product")
+
+
+def _explain(model: nn.Module, exact_by_op: dict[str, int], thop_count: int, exact: int,
+             fvcore_skipped: dict[str, int]) -> tuple[str, ...]:
+    """Known reasons for the counters to disagree, read off the model's modules and ops."""
+    notes = []
+    modules = list(model.modules())
+    if any(isinstance(m, nn.modules.conv._ConvTransposeNd) for m in modules):
+        notes.append("thop counts transposed convs by output volume (k^d / s^d too many)")
+    # nn.Linear also runs as addmm/mm: only call it functional when thop saw less than the total
+    functional = sum(n for op, n in exact_by_op.items() if op.startswith(_MATMUL_OPS)) // 2
+    if functional > 0 and thop_count < exact:
+        notes.append("thop misses functional matmul / attention (torch.matmul, @, einsum, SDPA)")
+    if any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in modules) and thop_count > exact:
+        notes.append("thop adds BatchNorm (4 per element) and other elementwise modules")
+    if fvcore_skipped:
+        notes.append("fvcore skipped: " + ", ".join(sorted(fvcore_skipped)))
+    return tuple(notes)
+
+
+def count_macs(model: nn.Module, example: torch.Tensor, *, fvcore: bool = True) -> MacCounts:
+    """MACs of ``model`` at ``example`` from thop, the exact counter and (optionally) fvcore."""
+    thop_count = thop_macs(model, example)
+    by_op = _flops_by_op(model, example)
+    exact = sum(by_op.values()) // 2
+    fv, skipped, failure = fvcore_macs(model, example) if fvcore else (None, {}, "")
+    notes = _explain(model, by_op, thop_count, exact, skipped) + ((f"fvcore: {failure}",) if failure else ())
+    return MacCounts(thop=thop_count, exact=exact, fvcore=fv, exact_by_op={k: v // 2 for k, v in by_op.items()},
+                     fvcore_skipped=skipped, notes=notes)
+
+
+@dataclass(frozen=True)
+class Environment:
+    """Where a latency was measured."""
+
+    device: str
+    device_name: str
+    torch: str
+    dtype: str
+    threads: int
+
+
+def environment(device: torch.device, dtype: torch.dtype, threads: int) -> Environment:
+    """Describe ``device`` (GPU model or CPU model name) and the run settings."""
+    if device.type == "cuda":
+        name = torch.cuda.get_device_name(device)
+    else:
+        name = _cpu_name()
+    return Environment(device=device.type, device_name=name, torch=torch.__version__,
+                       dtype=str(dtype).replace("torch.", ""), threads=threads)
+
+
+def _cpu_name() -> str:
+    with contextlib.suppress(OSError):
+        for line in open("/proc/cpuinfo", encoding="utf-8"):
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    return platform.processor() or platform.machine()
+
+
+@dataclass(frozen=True)
+class Latency:
+    """Time of one forward pass at ``batch``, ms: median and p10/p90 over measured blocks."""
+
+    median_ms: float
+    p10_ms: float
+    p90_ms: float
+    iqr_ms: float
+    blocks: int
+    calls_per_block: int
+    batch: int
+    method: str
+    env: Environment
+
+    @property
+    def throughput(self) -> float:
+        """Samples per second at the median."""
+        return 1000.0 * self.batch / self.median_ms
+
+    @property
+    def noisy(self) -> bool:
+        """IQR above 10 % of the median: the machine was busy; quote ratios, not absolutes."""
+        return self.iqr_ms > 0.10 * self.median_ms
+
+
+def _prepared(model: nn.Module, example: torch.Tensor, device: torch.device, dtype: torch.dtype,
+              channels_last: bool) -> tuple[nn.Module, torch.Tensor]:
+    model = copy.deepcopy(model).eval().to(device=device, dtype=dtype)
+    example = example.to(device=device, dtype=dtype)
+    if channels_last and example.ndim == 4:
+        model = model.to(memory_format=torch.channels_last)
+        example = example.contiguous(memory_format=torch.channels_last)
+    return model, example
+
+
+def _cuda_graph(model: nn.Module, example: torch.Tensor) -> Callable[[], torch.Tensor]:
+    """Capture one forward as a CUDA graph; the replay is what gets timed."""
+    static = example.clone()
+    stream = torch.cuda.Stream()
+    stream.wait_stream(torch.cuda.current_stream())
+    with torch.cuda.stream(stream), torch.inference_mode():
+        for _ in range(3):
+            model(static)
+    torch.cuda.current_stream().wait_stream(stream)
+    graph = torch.cuda.CUDAGraph()
+    with torch.cuda.graph(graph), torch.inference_mode():
+        output = model(static)
+    return lambda: (graph.replay(), output)[1]
+
+
+def measure_latency(
+    model: nn.Module,
+    example: torch.Tensor,
+    *,
+    device: str | torch.device = "cpu",
+    threads: int | None = None,
+    dtype: torch.dtype = torch.float32,
+    warmup: int = 5,
+    min_run_time_s: float = 1.0,
+    channels_last: bool = False,
+    cuda_graph: bool = False,
+) -> Latency:
+    """Forward latency of ``model`` on ``example`` (its batch size), inference mode.
+
+    CPU: ``threads`` intra-op threads (default: torch's current setting), restored
+    afterwards. CUDA: torch.utils.benchmark synchronizes; optionally channels_last
+    and/or a captured CUDA graph, both named in ``method``.
+    """
+    from torch.utils import benchmark
+
+    device = torch.device(device)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise RuntimeError("no GPU: CUDA latency cannot be measured on this machine")
+    threads = threads or torch.get_num_threads()
+    previous = torch.get_num_threads()
+    model, example = _prepared(model, example, device, dtype, channels_last)
+    method = "torch.utils.benchmark blocked_autorange"
+    if channels_last:
+        method += ", channels_last"
+    try:
+        torch.set_num_threads(threads)
+        if cuda_graph and device.type == "cuda":
+            step = _cuda_graph(model, example)
+            method += ", CUDA graph"
+        else:
+            def step() -> torch.Tensor:
+                with torch.inference_mode():
+                    return model(example)
+        for _ in range(warmup):
+            step()
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+        timer = benchmark.Timer(stmt="step()", globals={"step": step}, num_threads=threads)
+        measurement = timer.blocked_autorange(min_run_time=min_run_time_s)
+    finally:
+        torch.set_num_threads(previous)
+    times_ms = np.asarray(measurement.times) * 1000.0
+    p10, p25, p50, p75, p90 = np.percentile(times_ms, [10, 25, 50, 75, 90])
+    return Latency(
+        median_ms=float(p50), p10_ms=float(p10), p90_ms=float(p90), iqr_ms=float(p75 - p25),
+        blocks=len(times_ms), calls_per_block=int(measurement.number_per_run), batch=int(example.shape[0]),
+        method=method, env=environment(device, dtype, threads),
+    )
+
+
+def interleaved_latency(
+    models: dict[str, tuple[nn.Module, torch.Tensor]], *, rounds: int = 3, **options
+) -> dict[str, list[Latency]]:
+    """Time every model once per round, rounds interleaved (A, B, A, B, ...).
+
+    Ratios between models measured this way share the machine's state; the spread
+    of one model over rounds shows how far absolute figures move.
+    """
+    if rounds < 1:
+        raise ValueError("rounds must be >= 1")
+    results: dict[str, list[Latency]] = {name: [] for name in models}
+    for _ in range(rounds):
+        for name, (model, example) in models.items():
+            results[name].append(measure_latency(model, example, **options))
+    return results
+
+
+def summarize_rounds(latencies: Sequence[Latency]) -> dict[str, float]:
+    """Median of the rounds' medians, their spread (max - min) / median, and the p10/p90 pooled."""
+    medians = np.array([latency.median_ms for latency in latencies])
+    median = float(np.median(medians))
+    return {
+        "median_ms": median,
+        "p10_ms": float(np.median([latency.p10_ms for latency in latencies])),
+        "p90_ms": float(np.median([latency.p90_ms for latency in latencies])),
+        "spread": float((medians.max() - medians.min()) / median) if median > 0 else 0.0,
+    }
+
+
+@dataclass(frozen=True)
+class ModelProfile:
+    """Everything measured about one model at one dataset's joint count."""
+
+    model: str
+    dataset: str
+    input_shape: tuple[int, ...]
+    params: int
+    declared_params: int | None
+    excluded_params: str
+    unused: tuple[str, ...] | None
+    macs: MacCounts
+    latency: dict[str, list[Latency]]
+    throughput: dict[str, Latency]
+
+
+def profile_models(
+    names: Sequence[str],
+    *,
+    dataset: str,
+    devices: Sequence[str] = ("cpu",),
+    threads: int | None = None,
+    batch: int = 1,
+    throughput_batch: int = 32,
+    rounds: int = 3,
+    min_run_time_s: float = 1.0,
+    fvcore: bool = True,
+    progress: Callable[[str], None] | None = None,
+) -> list[ModelProfile]:
+    """Profile registered models at their card's input shape for ``dataset``'s joints.
+
+    Latency at ``batch`` is timed in ``rounds`` interleaved rounds per device;
+    throughput once at ``throughput_batch`` (0 skips it).
+    """
+    from hpbench.cards import CardError, load_card
+    from hpbench.registry import create_model
+
+    built: dict[str, tuple[nn.Module, tuple[int, ...], object]] = {}
+    for name in names:
+        try:
+            card = load_card(name)
+            shape = card.input_shape
+        except CardError:
+            card, shape = None, (1, 128, 128)
+        built[name] = (create_model(name, dataset=dataset).eval(), shape, card)
+
+    profiles: dict[str, dict[str, object]] = {}
+    for name, (model, shape, card) in built.items():
+        if progress:
+            progress(f"counting {name}")
+        example = torch.zeros(1, *shape)
+        declared = card.declared.get(dataset) if card is not None else None
+        unused = unused_parameters(model, example)
+        profiles[name] = {
+            "params": count_parameters(model),
+            "declared_params": None if declared is None else declared.params,
+            "excluded_params": "" if card is None else card.excluded_params,
+            "unused": None if unused is None else tuple(unused),
+            "macs": count_macs(model, example, fvcore=fvcore),
+            "latency": {},
+            "throughput": {},
+        }
+    for device in devices:
+        if progress:
+            progress(f"timing on {device}")
+        options = dict(device=device, threads=threads, min_run_time_s=min_run_time_s)
+        timed = interleaved_latency(
+            {name: (model, torch.zeros(batch, *shape)) for name, (model, shape, _) in built.items()},
+            rounds=rounds, **options,
+        )
+        for name, latencies in timed.items():
+            profiles[name]["latency"][device] = latencies
+            if throughput_batch:
+                model, shape, _ = built[name]
+                profiles[name]["throughput"][device] = measure_latency(
+                    model, torch.zeros(throughput_batch, *shape), **options
+                )
+    return [
+        ModelProfile(model=name, dataset=dataset, input_shape=built[name][1], **profiles[name])  # type: ignore[arg-type]
+        for name in names
+    ]
+
+
+def profile_rows(profiles: Sequence[ModelProfile]):  # -> pandas.DataFrame
+    """Tidy result rows (hpbench.results) of profiles: params, MACs per counter, latency, throughput."""
+    import pandas as pd
+
+    import hpbench
+    from hpbench.results import make_rows
+
+    frames = []
+    for profile in profiles:
+        records: list[dict[str, object]] = [{"metric": "params", "value": profile.params, "unit": "count"}]
+        for counter in ("thop", "exact", "fvcore"):
+            value = getattr(profile.macs, counter)
+            if value is not None:
+                records.append({"metric": "macs", "value": value / 1e9, "unit": "GMAC", "counter": counter})
+        for device, latencies in profile.latency.items():
+            env = latencies[0].env
+            where = {"device": f"{env.device}: {env.device_name}", "dtype": env.dtype, "threads": env.threads,
+                     "torch": env.torch, "batch": latencies[0].batch, "counter": latencies[0].method}
+            summary = summarize_rounds(latencies)
+            records += [
+                {"metric": "latency_median", "value": summary["median_ms"], "unit": "ms", **where},
+                {"metric": "latency_p10", "value": summary["p10_ms"], "unit": "ms", **where},
+                {"metric": "latency_p90", "value": summary["p90_ms"], "unit": "ms", **where},
+                {"metric": "latency_spread", "value": summary["spread"], "unit": "fraction", "n": len(latencies),
+                 **where},
+            ]
+            if device in profile.throughput:
+                big = profile.throughput[device]
+                records.append({"metric": "throughput", "value": big.throughput, "unit": "samples/s",
+                                **where, "batch": big.batch})
+        frames.append(make_rows(records, model=profile.model, dataset=profile.dataset, split="profile",
+                                hpbench=hpbench.__version__))
+    return pd.concat(frames, ignore_index=True)
