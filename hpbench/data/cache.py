@@ -1,0 +1,335 @@
+"""Preprocessing cache: every frame of a split decoded, centred and cropped once.
+
+Crops are stored as one memory-mapped float16 ``.npy`` (N, S, S) (normalized
+depth in [-1, 1]: float16's step of 2^-11 is 0.07 mm at a 280 mm cube) next to an
+``.npz`` with the crop transforms, centres and labels. The file names carry the
+dataset, split, crop size and a hash of everything the crops depend on (frame
+files with their sizes and modification times, labels, cube sizes, centres,
+format version), so changing a setting or a file never reads a stale cache. Building is parallel over frames (worker
+processes write disjoint slices of the memory map) and atomic (temporary names,
+renamed when complete).
+
+:class:`CropDataset` serves the cache to torch with augmentations applied on the
+fly, deterministic per (seed, epoch, frame).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from dataclasses import dataclass
+from multiprocessing import get_context
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+
+from hpbench.data.centers import center_from_depth, read_center_file
+from hpbench.data.crop import (
+    AugmentParams,
+    Augmentation,
+    CropTransform,
+    augment_crops,
+    crop_depth,
+    crop_transform,
+    sample_augmentation,
+)
+from hpbench.data.formats import DatasetError, FrameIndex
+from hpbench.data.specs import get_dataset
+
+__all__ = [
+    "CACHE_DIR_ENV",
+    "CenterFile",
+    "CropCache",
+    "CropDataset",
+    "CropSettings",
+    "build_crop_cache",
+    "open_crop_cache",
+]
+
+CACHE_DIR_ENV = "HPBENCH_CACHE_DIR"
+_VERSION = 1  # bump when crops change for the same inputs
+
+# How each frame's centre was obtained (``CropCache.center_source``).
+CENTER_GIVEN, CENTER_FILE, CENTER_DEPTH, CENTER_LABELS = 0, 1, 2, 3
+
+
+@dataclass(frozen=True)
+class CropSettings:
+    """Crop size S (px) and cube edge (mm; None: the dataset's, with its per-range overrides)."""
+
+    size_px: int = 128
+    cube_mm: float | None = None
+
+
+@dataclass(frozen=True)
+class CenterFile:
+    """A centre file (see :func:`hpbench.data.centers.read_center_file`): world ``xyz`` lines
+    as V2V-PoseNet's refined centres, or image ``uvd``; ``y_axis`` of xyz files."""
+
+    path: Path
+    coords: Literal["xyz", "uvd"] = "xyz"
+    y_axis: Literal["dataset", "up", "down"] = "dataset"
+
+
+@dataclass(frozen=True)
+class CropCache:
+    """A built cache: ``crops`` (N, S, S) float16 memory map, the crops' ``transform``,
+    labels ``uvd`` (N, J, 3) image and ``joints`` (N, J, 3) crop coordinates,
+    ``center_source`` (N,) codes (given, file, depth, labels as a last resort)."""
+
+    path: Path
+    dataset: str
+    split: str
+    crops: np.ndarray
+    transform: CropTransform
+    uvd: np.ndarray
+    joints: np.ndarray
+    center_source: np.ndarray
+    files: tuple[str, ...]
+
+    def __len__(self) -> int:
+        return len(self.crops)
+
+    @classmethod
+    def open(cls, path: str | os.PathLike[str]) -> CropCache:
+        """Open a cache from its ``.npy`` path (the ``.npz`` beside it holds the rest)."""
+        path = Path(path)
+        meta_path = path.with_suffix(".npz")
+        if not path.is_file() or not meta_path.is_file():
+            raise DatasetError(path, "crop cache incomplete: expected the .npy crops and the .npz beside them")
+        crops = np.load(path, mmap_mode="r")
+        with np.load(meta_path, allow_pickle=False) as meta:
+            info = json.loads(str(meta["info"]))
+            transform = CropTransform(meta["matrix"], meta["center_uvd"], meta["depth_half_mm"], int(info["size_px"]))
+            return cls(path, info["dataset"], info["split"], crops, transform, meta["uvd"], meta["joints"],
+                       meta["center_source"], tuple(str(name) for name in meta["files"]))
+
+
+def _default_cache_dir() -> Path:
+    env = os.environ.get(CACHE_DIR_ENV)
+    return Path(env) if env else Path.home() / ".cache" / "hpbench" / "crops"
+
+
+def _digest(*parts: Any) -> str:
+    h = hashlib.sha256()
+    for part in parts:
+        h.update(np.ascontiguousarray(part).tobytes() if isinstance(part, np.ndarray) else repr(part).encode())
+        h.update(b"\0")
+    return h.hexdigest()[:16]
+
+
+def _centres_requested(index: FrameIndex, centers: np.ndarray | CenterFile | None) -> tuple[np.ndarray, np.ndarray]:
+    """(N, 3) uvd centres known before decoding (nan where the depth must decide) and their source codes."""
+    n = len(index)
+    if centers is None:
+        return np.full((n, 3), np.nan), np.full(n, CENTER_DEPTH)
+    if isinstance(centers, CenterFile):
+        uvd, valid = read_center_file(centers.path, index.spec.camera, coords=centers.coords, y_axis=centers.y_axis,
+                                      num_frames=n)
+        return np.where(valid[:, None], uvd, np.nan), np.where(valid, CENTER_FILE, CENTER_DEPTH)
+    uvd = np.asarray(centers, dtype=np.float64)
+    if uvd.shape != (n, 3):
+        raise ValueError(f"centers must be (N, 3) uvd for the {n} frames, got {uvd.shape}")
+    valid = np.isfinite(uvd).all(axis=1)
+    return np.where(valid[:, None], uvd, np.nan), np.where(valid, CENTER_GIVEN, CENTER_DEPTH)
+
+
+_WORKER_INDEX: list[FrameIndex] = []  # set once per worker process by _init_worker
+
+
+def _init_worker(index: FrameIndex) -> None:
+    _WORKER_INDEX[:] = [index]
+
+
+def _crop_slice(index: FrameIndex | None, path: str, start: int, stop: int, centres: np.ndarray, cubes: np.ndarray,
+                size: int) -> tuple[np.ndarray, np.ndarray]:
+    """Decode, centre and crop frames [start, stop) into the memory map at ``path``.
+
+    Returns their centres and which fell back to the labels' mean (no depth in range).
+    ``index`` None: the one given to this worker process at start.
+    """
+    index = index if index is not None else _WORKER_INDEX[0]
+    crops = np.load(path, mmap_mode="r+")
+    spec = index.spec
+    out = centres.copy()
+    from_labels = np.zeros(len(out), dtype=bool)
+    for row, frame in enumerate(range(start, stop)):
+        depth = index.load_depth(frame)
+        if not np.isfinite(out[row]).all():
+            out[row] = center_from_depth(depth, spec.camera, cube_mm=float(cubes[row]),
+                                         hand_range_mm=spec.hand_range_mm)
+        if not np.isfinite(out[row]).all():  # nothing in range: fall back to the labels, flagged
+            out[row] = np.append(index.uvd[frame, :, :2].mean(0), index.uvd[frame, :, 2].mean())
+            from_labels[row] = True
+        transform = crop_transform(out[row][None], cubes[row], spec.camera, size)
+        crops[frame] = crop_depth(depth[None], transform)[0].astype(np.float16)
+    crops.flush()
+    return out, from_labels
+
+
+def build_crop_cache(
+    index: FrameIndex,
+    settings: CropSettings = CropSettings(),
+    *,
+    centers: np.ndarray | CenterFile | None = None,
+    cache_dir: str | os.PathLike[str] | None = None,
+    workers: int | None = None,
+    progress: bool = False,
+) -> CropCache:
+    """The crop cache of ``index`` under ``settings``: opened if built before, built otherwise.
+
+    ``centers``: (N, 3) image uvd per frame, a :class:`CenterFile`, or None; frames
+    without a centre (None, nan, ``invalid`` lines) use :func:`center_from_depth`.
+    ``cache_dir`` defaults to ``$HPBENCH_CACHE_DIR`` or ``~/.cache/hpbench/crops``.
+    """
+    spec = index.spec
+    n, size = len(index), settings.size_px
+    cubes = index.cube_sizes_mm(settings.cube_mm)
+    known, source = _centres_requested(index, centers)
+    stamps = np.array([(stat.st_size, stat.st_mtime_ns) for stat in map(os.stat, index.files)], dtype=np.int64)
+    key = _digest(_VERSION, spec.name, index.split, str(index.root.resolve()), [str(f) for f in index.files],
+                  stamps, index.uvd, cubes, size, np.nan_to_num(known, nan=-1.0), source, spec.hand_range_mm)
+    folder = Path(cache_dir) if cache_dir is not None else _default_cache_dir()
+    path = folder / f"{spec.name}-{index.split}-s{size}-{key}.npy"
+    if path.is_file() and path.with_suffix(".npz").is_file():
+        return CropCache.open(path)
+    folder.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(path.stem + f".partial-{os.getpid()}.npy")
+    np.lib.format.open_memmap(partial, mode="w+", dtype=np.float16, shape=(n, size, size)).flush()
+
+    if workers is None:  # starting a process costs ~1 s: only worth it for large splits
+        workers = min(os.cpu_count() or 1, 1 + n // 1000)
+    workers = max(1, min(workers, n))
+    chunk = int(np.clip(math.ceil(n / (workers * 4)), 1, 512))
+    slices = [(start, min(start + chunk, n)) for start in range(0, n, chunk)]
+    centres, from_labels = known.copy(), np.zeros(n, dtype=bool)
+    from rich.progress import Progress
+
+    with Progress(disable=not progress) as bar:
+        task = bar.add_task(f"cropping {spec.name} {index.split}", total=n)
+        if workers == 1:
+            for start, stop in slices:
+                centres[start:stop], from_labels[start:stop] = _crop_slice(
+                    index, str(partial), start, stop, known[start:stop], cubes[start:stop], size)
+                bar.advance(task, stop - start)
+        else:
+            with ProcessPoolExecutor(max_workers=workers, mp_context=get_context("spawn"),
+                                     initializer=_init_worker, initargs=(index,)) as pool:
+                futures = {pool.submit(_crop_slice, None, str(partial), start, stop, known[start:stop],
+                                       cubes[start:stop], size): (start, stop) for start, stop in slices}
+                for future in as_completed(futures):
+                    start, stop = futures[future]
+                    centres[start:stop], from_labels[start:stop] = future.result()
+                    bar.advance(task, stop - start)
+    source = np.where(from_labels, CENTER_LABELS, source)
+    transform = crop_transform(centres, cubes, spec.camera, size)
+    info = {"dataset": spec.name, "split": index.split, "size_px": size, "version": _VERSION,
+            "root": str(index.root), "key": key}
+    meta_partial = partial.with_suffix(".npz")
+    with open(meta_partial, "wb") as handle:
+        np.savez(handle, info=np.array(json.dumps(info)), files=np.array([str(f) for f in index.files]),
+                 uvd=index.uvd, joints=transform.to_crop(index.uvd), center_source=source, **transform.as_arrays())
+    os.replace(meta_partial, path.with_suffix(".npz"))
+    os.replace(partial, path)
+    return CropCache.open(path)
+
+
+class CropDataset:
+    """A torch map-style dataset over a :class:`CropCache`, augmenting on the fly.
+
+    Items are dicts of tensors: ``depth`` (1, S, S) float32, ``joints`` (J, 3)
+    float32 crop coordinates (the model target), ``visible`` (J,) bool (inside
+    the crop), the crop's ``matrix`` (2, 3), ``center_uvd`` (3,) and
+    ``depth_half_mm`` () in float64 to map predictions back
+    (:class:`hpbench.data.crop.CropTransform`), and ``index``. Augmentations are
+    drawn from ``(seed, epoch, index)``: the same for any number of loader workers;
+    call :meth:`set_epoch` each epoch for fresh ones.
+    """
+
+    def __init__(self, cache: CropCache | str | os.PathLike[str], *, augmentation: Augmentation | None = None,
+                 seed: int = 0) -> None:
+        self.path = cache.path if isinstance(cache, CropCache) else Path(cache)
+        self._cache: CropCache | None = cache if isinstance(cache, CropCache) else None
+        self.augmentation = augmentation
+        self.seed = seed
+        self.epoch = 0
+
+    @property
+    def cache(self) -> CropCache:
+        if self._cache is None:  # opened lazily in each worker process: memory maps do not pickle
+            self._cache = CropCache.open(self.path)
+        return self._cache
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = dict(self.__dict__)
+        state["_cache"] = None
+        return state
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        return len(self.cache)
+
+    def __getitem__(self, index: int) -> dict[str, Any]:
+        return self.__getitems__([index])[0]
+
+    def __getitems__(self, indices: list[int]) -> list[dict[str, Any]]:
+        """A batch of items at once (torch's DataLoader calls this when present): vectorized augmentation."""
+        import torch
+
+        cache = self.cache
+        rows = np.asarray(indices)
+        crops = np.asarray(cache.crops[np.sort(rows)], dtype=np.float32)[np.argsort(np.argsort(rows))]
+        joints = cache.joints[rows]
+        transform = cache.transform[rows]
+        if self.augmentation is not None:
+            rngs = [np.random.default_rng([self.seed, self.epoch, int(i)]) for i in rows]
+            params = [sample_augmentation(self.augmentation, rng, 1) for rng in rngs]
+            stacked = AugmentParams(*(np.concatenate([getattr(p, name) for p in params])
+                                      for name in ("rotation_rad", "scale", "shift_mm", "dropout")))
+            crops, joints, transform = augment_crops(crops, joints, transform, stacked, rngs)
+        size = transform.size_px
+        visible = (joints[..., :2] >= -0.5).all(-1) & (joints[..., :2] <= size - 0.5).all(-1)
+        return [
+            {
+                "depth": torch.from_numpy(np.ascontiguousarray(crops[k][None])),
+                "joints": torch.from_numpy(joints[k].astype(np.float32)),
+                "visible": torch.from_numpy(visible[k]),
+                "matrix": torch.from_numpy(transform.matrix[k]),
+                "center_uvd": torch.from_numpy(transform.center_uvd[k]),
+                "depth_half_mm": torch.tensor(float(transform.depth_half_mm[k]), dtype=torch.float64),
+                "index": int(rows[k]),
+            }
+            for k in range(len(rows))
+        ]
+
+
+def open_crop_cache(
+    dataset: str,
+    split: str,
+    settings: CropSettings = CropSettings(),
+    *,
+    data_root: str | os.PathLike[str] | None = None,
+    centers: np.ndarray | CenterFile | Literal["auto"] | None = "auto",
+    cache_dir: str | os.PathLike[str] | None = None,
+    workers: int | None = None,
+    progress: bool = False,
+) -> CropCache:
+    """Index ``split`` of ``dataset`` on disk (:func:`hpbench.data.formats.open_split`) and build or open its cache.
+
+    ``centers="auto"``: the spec's ``center_file`` below the root when it exists
+    (the synthetic datasets write one), else centres from the depth.
+    """
+    from hpbench.data.formats import open_split
+
+    spec = get_dataset(dataset)
+    index = open_split(spec, split, data_root=data_root)
+    if isinstance(centers, str) and centers == "auto":
+        candidate = index.root / spec.center_file.format(split=split) if spec.center_file else None
+        centers = CenterFile(candidate) if candidate is not None and candidate.is_file() else None
+    return build_crop_cache(index, settings, centers=centers, cache_dir=cache_dir, workers=workers, progress=progress)

@@ -1,0 +1,591 @@
+"""The datasets' own on-disk formats: read (and, for the synthetic renderer, write) them.
+
+- ICVL: 320x240 single-channel 16-bit PNGs, depth in mm; label files with one
+  line per frame, ``path u1 v1 d1 ... u16 v16 d16`` (u, v px; d mm).
+- NYU: 640x480 RGB PNGs with depth mm = G * 256 + B (R unused, 0); per split a
+  ``joint_data.mat`` with ``joint_uvd`` and ``joint_xyz`` of shape (kinect, N, 36, 3);
+  frames ``depth_1_XXXXXXX.png`` (1-based) of camera 1 = kinect index 0.
+- MSRA 2015: ``XXXXXX_depth.bin``: 6 uint32 (image width, height, box left, top,
+  right, bottom) then float32 depths of the box, row-major; ``joint.txt`` per
+  gesture folder: N, then N lines of 21 x (x, y, z) mm with z negated.
+
+Which format a dataset uses and where its splits live is data
+(``DatasetSpec.layout``); this module holds one :class:`DepthFormat` per format in
+the ``formats`` registry. Every defect is a :class:`DatasetError` naming the file
+(and line), never a silent skip.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import os
+import re
+import zlib
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from hpbench.data.camera import Camera
+from hpbench.data.specs import DatasetSpec, SplitLayout, get_dataset
+from hpbench.registry import Registry
+
+__all__ = [
+    "DatasetError",
+    "DepthFormat",
+    "FrameIndex",
+    "LabelTable",
+    "PlannedFrame",
+    "formats",
+    "open_split",
+    "read_label_file",
+    "resolve_root",
+]
+
+
+class DatasetError(ValueError):
+    """A dataset file that is missing or cannot be read; ``str()`` is one line naming file and line."""
+
+    def __init__(self, path: str | os.PathLike[str] | None, message: str, *, line: int | None = None) -> None:
+        self.path = Path(path) if path is not None else None
+        self.line = line
+        self.reason = message
+        where = "" if self.path is None else f"{self.path}:{line}: " if line is not None else f"{self.path}: "
+        super().__init__(f"{where}{message}")
+
+
+@dataclass(frozen=True)
+class LabelTable:
+    """What a split's label files say: frame files, their joints, where each was read.
+
+    ``files``: absolute frame paths; ``uvd``: (N, J, 3) float64 in the spec's joint
+    order (u, v px; d mm); ``sources``: the label files; ``source_index`` and
+    ``lines``: (N,) which label file and 1-based line (frame number for .mat files).
+    """
+
+    files: tuple[Path, ...]
+    uvd: np.ndarray
+    sources: tuple[Path, ...]
+    source_index: np.ndarray
+    lines: np.ndarray
+
+
+@dataclass(frozen=True)
+class PlannedFrame:
+    """A frame a writer will create: its label file, its name there, its path below the root."""
+
+    label_file: str
+    name: str
+    path: str
+
+
+@dataclass(frozen=True)
+class DepthFormat:
+    """One on-disk format: how to read a split's labels, decode and encode a frame,
+    name new frames and write labels (the last three serve the synthetic writer)."""
+
+    name: str
+    read_labels: Callable[[DatasetSpec, Path, SplitLayout], LabelTable]
+    load_depth: Callable[[Path, Camera], np.ndarray]
+    save_depth: Callable[[Path, np.ndarray], None]
+    plan_frames: Callable[[SplitLayout, int], list[PlannedFrame]]
+    write_labels: Callable[[DatasetSpec, Path, SplitLayout, Sequence[PlannedFrame], np.ndarray], None]
+
+
+formats: Registry[DepthFormat] = Registry("dataset format")
+
+
+# --------------------------------------------------------------------------- roots
+
+
+def resolve_root(spec: DatasetSpec, data_root: str | os.PathLike[str] | None = None) -> Path:
+    """The dataset's root folder: ``data_root``, else ``$<spec.root_env>``; an error says what is expected."""
+    if spec.layout is None:
+        raise DatasetError(None, f"dataset {spec.name!r} has no on-disk layout in its spec: it cannot be read")
+    if data_root is None:
+        env = os.environ.get(spec.root_env or "")
+        if not env:
+            how = f" or set ${spec.root_env}" if spec.root_env else ""
+            raise DatasetError(
+                None, f"no {spec.name} dataset root: pass data_root (--data-root){how}; {_expected(spec)}"
+            )
+        data_root = env
+    root = Path(data_root).expanduser()
+    if not root.is_dir():
+        raise DatasetError(root, f"{spec.name} dataset root is not a folder; {_expected(spec)}")
+    return root
+
+
+def _expected(spec: DatasetSpec, split: SplitLayout | None = None) -> str:
+    assert spec.layout is not None
+    splits = (split,) if split is not None else spec.layout.splits
+    shown = []
+    for item in splits[:3]:
+        files = ", ".join(item.label_files[:2]) + (", ..." if len(item.label_files) > 2 else "")
+        images = f" + frames under {item.image_dir}/" if item.image_dir else " + frames beside them"
+        shown.append(f"{item.name}: {files}{images}")
+    more = f"; ... ({len(splits)} splits)" if len(splits) > 3 else ""
+    return f"expected {spec.layout.format} layout ({spec.layout.description}): " + "; ".join(shown) + more
+
+
+def _require_file(spec: DatasetSpec, root: Path, split: SplitLayout, relative: str) -> Path:
+    path = root / relative
+    if not path.is_file():
+        raise DatasetError(path, f"missing {spec.name} {split.name} label file; {_expected(spec, split)}")
+    return path
+
+
+def _check_frames_exist(files: Sequence[Path], table_sources: Sequence[Path], source_index: np.ndarray,
+                        lines: np.ndarray) -> None:
+    """One listing per folder instead of a stat per frame; names the first missing frame and its label line."""
+    listings: dict[Path, set[str] | None] = {}
+    missing = []
+    for number, path in enumerate(files):
+        names = listings.get(path.parent, ...)
+        if names is ...:
+            try:
+                names = set(os.listdir(path.parent))
+            except OSError:
+                names = None
+            listings[path.parent] = names
+        if names is None or path.name not in names:
+            missing.append(number)
+    if missing:
+        first = missing[0]
+        source = table_sources[int(source_index[first])]
+        others = f" ({len(missing) - 1} more of {len(files)} frames missing)" if len(missing) > 1 else ""
+        folder = "" if listings.get(files[first].parent) is not None else " (its folder does not exist)"
+        raise DatasetError(
+            files[first], f"missing frame listed in {source}:{int(lines[first])}{folder}{others}"
+        )
+
+
+# --------------------------------------------------------------------------- PNG
+
+
+def _open_png(path: Path, camera: Camera, bands: int, what: str) -> np.ndarray:
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(path) as image:
+            image.load()
+            if len(image.getbands()) != bands:
+                raise DatasetError(path, f"{len(image.getbands())}-channel {image.mode} image, expected {what}")
+            array = np.asarray(image)
+    except FileNotFoundError:
+        raise DatasetError(path, "missing frame") from None
+    except DatasetError:
+        raise
+    except (OSError, SyntaxError, ValueError, UnidentifiedImageError, zlib.error) as error:
+        reason = f"cannot decode PNG ({type(error).__name__}: {error}): truncated or corrupt?"
+        raise DatasetError(path, reason) from None
+    height, width = array.shape[:2]
+    if (width, height) != (camera.width_px, camera.height_px):
+        raise DatasetError(path, f"image is {width}x{height}, expected {camera.width_px}x{camera.height_px} ({what})")
+    return array
+
+
+def load_png16(path: Path, camera: Camera) -> np.ndarray:
+    """(H, W) float32 depth mm from a single-channel 16-bit PNG; 0 = no reading."""
+    return _open_png(path, camera, 1, "a 16-bit depth PNG").astype(np.float32)
+
+
+def load_png_rgb(path: Path, camera: Camera) -> np.ndarray:
+    """(H, W) float32 depth mm = G * 256 + B from an RGB PNG (NYU)."""
+    rgb = _open_png(path, camera, 3, "an RGB PNG with depth = G * 256 + B")
+    return (rgb[..., 1].astype(np.float32) * 256.0 + rgb[..., 2]).astype(np.float32)
+
+
+def _as_mm_uint16(depth_mm: np.ndarray) -> np.ndarray:
+    depth = np.asarray(depth_mm, dtype=np.float64)
+    if depth.ndim != 2:
+        raise ValueError(f"depth must be (H, W), got {depth.shape}")
+    return np.clip(np.rint(np.nan_to_num(depth, nan=0.0)), 0, 65535).astype(np.uint16)
+
+
+def save_png16(path: Path, depth_mm: np.ndarray) -> None:
+    """Write depth mm (rounded) as a single-channel 16-bit PNG."""
+    from PIL import Image
+
+    Image.fromarray(_as_mm_uint16(depth_mm)).save(path, format="PNG", compress_level=1)
+
+
+def save_png_rgb(path: Path, depth_mm: np.ndarray) -> None:
+    """Write depth mm (rounded) as NYU's RGB PNG: G = high byte, B = low byte, R = 0."""
+    from PIL import Image
+
+    depth = _as_mm_uint16(depth_mm)
+    rgb = np.zeros(depth.shape + (3,), dtype=np.uint8)
+    rgb[..., 1] = depth >> 8
+    rgb[..., 2] = depth & 0xFF
+    Image.fromarray(rgb, mode="RGB").save(path, format="PNG", compress_level=1)
+
+
+# --------------------------------------------------------------------------- text labels
+
+
+def _read_lines(path: Path) -> list[tuple[int, str]]:
+    """Non-blank lines with their 1-based numbers. Line ends: \\n, \\r\\n, \\r, and the
+    \\r\\r\\n of ICVL's released test files (one line end, not an empty line between)."""
+    try:
+        text = path.read_text(encoding="utf-8-sig")
+    except UnicodeDecodeError:
+        raise DatasetError(path, "not UTF-8 text") from None
+    except OSError as error:
+        raise DatasetError(path, f"cannot read: {error.strerror or error}") from None
+    text = re.sub(r"\r+\n", "\n", text).replace("\r", "\n")
+    return [(number, line) for number, line in enumerate(text.split("\n"), start=1) if line.strip()]
+
+
+def _parse_table(path: Path, *, width: int, named: bool, what: str,
+                 skip_first: bool = False) -> tuple[list[str], np.ndarray, np.ndarray]:
+    """Rows of ``width`` numbers (after a name column when ``named``): names, values (N, width)
+    and 1-based line numbers. Blank lines are ignored; the first bad line is an error."""
+    numbered = _read_lines(path)[int(skip_first):]
+    body = [line for _, line in numbered]
+    numbers = np.array([number for number, _ in numbered], dtype=np.int64)
+    parsed = _parse_fast(body, width, named)
+    if parsed is None:
+        parsed = _parse_checked(path, body, numbers, width, named, what)
+    return parsed[0], parsed[1], numbers
+
+
+def read_label_file(path: str | os.PathLike[str], num_joints: int) -> tuple[tuple[str, ...] | None, np.ndarray]:
+    """A community label file: one frame per line, ``num_joints`` x (u v d), optionally led by a
+    frame name (ICVL's ``test_seq_1.txt``, handpose-eval's ``*_groundtruth_label.txt``).
+    Returns the names (None without a name column) and (N, J, 3) values."""
+    path = Path(path)
+    numbered = _read_lines(path)
+    if not numbered:
+        raise DatasetError(path, "no label lines")
+    first = numbered[0][1].split()[0]
+    try:
+        float(first)
+        named = False
+    except ValueError:
+        named = True
+    names, values, _ = _parse_table(path, width=3 * num_joints, named=named, what=f"{num_joints} joints x u v d")
+    return (tuple(names) if named else None), values.reshape(-1, num_joints, 3)
+
+
+def _parse_fast(lines: list[str], width: int, named: bool) -> tuple[list[str], np.ndarray] | None:
+    import pandas as pd
+
+    if not lines:
+        return [], np.empty((0, width))
+    try:
+        frame = pd.read_csv(io.StringIO("\n".join(lines)), sep=r"\s+", header=None, engine="c",
+                            quoting=csv.QUOTE_NONE, skip_blank_lines=False, dtype={0: str} if named else None)
+    except (ValueError, pd.errors.ParserError):
+        return None
+    if frame.shape != (len(lines), width + int(named)):
+        return None
+    block = frame.iloc[:, int(named):]
+    if not all(dtype.kind in "fi" for dtype in block.dtypes):
+        return None
+    values = block.to_numpy(dtype=np.float64)
+    if not np.isfinite(values).all():
+        return None
+    names = frame.iloc[:, 0].astype(str).tolist() if named else []
+    return names, values
+
+
+def _parse_checked(path: Path, lines: list[str], numbers: np.ndarray, width: int, named: bool,
+                   what: str) -> tuple[list[str], np.ndarray]:
+    names: list[str] = []
+    rows = np.empty((len(lines), width))
+    for index, line in enumerate(lines):
+        number = int(numbers[index])
+        tokens = line.split()
+        if named:
+            names.append(tokens[0])
+            tokens = tokens[1:]
+        if len(tokens) != width:
+            after = " after the file name" if named else ""
+            raise DatasetError(path, f"{len(tokens)} numbers{after}, expected {width} ({what})", line=number)
+        for column, token in enumerate(tokens):
+            try:
+                rows[index, column] = float(token)
+            except ValueError:
+                raise DatasetError(path, f"value {column + 1}: {token!r} is not a number", line=number) from None
+        if not np.isfinite(rows[index]).all():
+            raise DatasetError(path, "nan or inf among the joint values", line=number)
+    return names, rows
+
+
+def _format_rows(values: np.ndarray, decimals: int) -> list[str]:
+    return [" ".join(f"{value:.{decimals}f}" for value in row) for row in values.reshape(len(values), -1)]
+
+
+# --------------------------------------------------------------------------- ICVL
+
+
+def _icvl_read(spec: DatasetSpec, root: Path, split: SplitLayout) -> LabelTable:
+    joints = spec.num_joints
+    image_dir = root / split.image_dir if split.image_dir else None
+    files: list[Path] = []
+    blocks, source_index, lines, sources = [], [], [], []
+    for number, relative in enumerate(split.label_files):
+        path = _require_file(spec, root, split, relative)
+        names, values, numbers = _parse_table(path, width=3 * joints, named=True, what=f"{joints} joints x u v d")
+        folder = image_dir if image_dir is not None else path.parent
+        files.extend(folder / name.replace("\\", "/") for name in names)
+        blocks.append(values.reshape(-1, joints, 3))
+        source_index.append(np.full(len(names), number))
+        lines.append(numbers)
+        sources.append(path)
+    table = LabelTable(tuple(files), np.concatenate(blocks), tuple(sources), np.concatenate(source_index),
+                       np.concatenate(lines))
+    _check_frames_exist(table.files, table.sources, table.source_index, table.lines)
+    return table
+
+
+def _spread(split: SplitLayout, count: int) -> list[tuple[str, int]]:
+    """(label file, index within it) for ``count`` new frames spread evenly over the split's label files."""
+    chunks = np.array_split(np.arange(count), len(split.label_files))
+    return [(label_file, index) for label_file, chunk in zip(split.label_files, chunks, strict=True)
+            for index in range(len(chunk))]
+
+
+def _image_folder(split: SplitLayout, label_file: str) -> str:
+    return split.image_dir if split.image_dir else Path(label_file).parent.as_posix()
+
+
+def _icvl_plan(split: SplitLayout, count: int) -> list[PlannedFrame]:
+    """Frames named like ICVL's: ``<sequence>/image_XXXX.png``, the sequence named after its label file."""
+    planned = []
+    for label_file, index in _spread(split, count):
+        sequence = Path(label_file).stem if len(split.label_files) > 1 else "synth"
+        name = f"{sequence}/image_{index:04d}.png"
+        planned.append(PlannedFrame(label_file, name, f"{_image_folder(split, label_file)}/{name}"))
+    return planned
+
+
+def _icvl_write(spec: DatasetSpec, root: Path, split: SplitLayout, frames: Sequence[PlannedFrame],
+                uvd: np.ndarray) -> None:
+    rows = _format_rows(np.asarray(uvd, dtype=np.float64), 3)
+    for label_file in split.label_files:
+        lines = [f"{frame.name} {row}\n" for frame, row in zip(frames, rows, strict=True)
+                 if frame.label_file == label_file]
+        path = root / label_file
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text("".join(lines))
+
+
+# --------------------------------------------------------------------------- NYU
+
+
+def _nyu_read(spec: DatasetSpec, root: Path, split: SplitLayout) -> LabelTable:
+    import scipy.io
+
+    (relative,) = split.label_files
+    path = _require_file(spec, root, split, relative)
+    try:
+        mat = scipy.io.loadmat(path, variable_names=["joint_uvd"])
+    except Exception as error:  # scipy raises several types for truncated or foreign files
+        raise DatasetError(path, f"cannot read as a MATLAB file ({type(error).__name__}: {error})") from None
+    if "joint_uvd" not in mat:
+        raise DatasetError(path, "no 'joint_uvd' variable (expected joint_uvd, joint_xyz of shape (kinect, N, 36, 3))")
+    uvd = np.asarray(mat["joint_uvd"], dtype=np.float64)
+    indices = spec.source_joint_indices or tuple(range(spec.num_joints))
+    if uvd.ndim != 4 or uvd.shape[-1] != 3 or uvd.shape[2] <= max(indices):
+        raise DatasetError(path, f"joint_uvd has shape {uvd.shape}, expected (kinect, N, {max(indices) + 1}+, 3)")
+    uvd = uvd[0][:, list(indices)]  # camera 1
+    bad = ~np.isfinite(uvd).all(axis=(1, 2))
+    if bad.any():
+        raise DatasetError(path, f"frame {int(np.argmax(bad)) + 1}: nan or inf in joint_uvd")
+    folder = path.parent if split.image_dir is None else root / split.image_dir
+    files = tuple(folder / f"depth_1_{index:07d}.png" for index in range(1, len(uvd) + 1))
+    frames = np.arange(1, len(uvd) + 1)
+    table = LabelTable(files, uvd, (path,), np.zeros(len(uvd), dtype=np.int64), frames)
+    _check_frames_exist(table.files, table.sources, table.source_index, table.lines)
+    return table
+
+
+def _nyu_plan(split: SplitLayout, count: int) -> list[PlannedFrame]:
+    (label_file,) = split.label_files
+    folder = _image_folder(split, label_file)
+    names = (f"depth_1_{index:07d}.png" for index in range(1, count + 1))
+    return [PlannedFrame(label_file, name, f"{folder}/{name}") for name in names]
+
+
+def _nyu_write(spec: DatasetSpec, root: Path, split: SplitLayout, frames: Sequence[PlannedFrame],
+               uvd: np.ndarray) -> None:
+    """``uvd``: (N, 36, 3) all source joints (or (N, J, 3) when the spec has no source joint set)."""
+    import scipy.io
+
+    uvd = np.asarray(uvd, dtype=np.float64)
+    expected = len(spec.source_skeleton) if spec.source_skeleton else spec.num_joints
+    if uvd.ndim != 3 or uvd.shape[1:] != (expected, 3):
+        raise ValueError(f"NYU labels must be (N, {expected}, 3), got {uvd.shape}")
+    (label_file,) = split.label_files
+    path = root / label_file
+    path.parent.mkdir(parents=True, exist_ok=True)
+    xyz = spec.camera.uvd_to_xyz(uvd)
+    scipy.io.savemat(path, {"joint_uvd": uvd[None], "joint_xyz": xyz[None]}, do_compression=False)
+
+
+# --------------------------------------------------------------------------- MSRA
+
+_MSRA_HEADER = 6
+
+
+def load_msra_bin(path: Path, camera: Camera) -> np.ndarray:
+    """(H, W) float32 depth mm from MSRA's .bin: header, then the box's depths; 0 outside the box."""
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        raise DatasetError(path, "missing frame") from None
+    if len(raw) < 4 * _MSRA_HEADER:
+        raise DatasetError(path, f"{len(raw)} bytes: too short for the 24-byte header (truncated?)")
+    width, height, left, top, right, bottom = (int(x) for x in np.frombuffer(raw[:24], dtype="<u4"))
+    if (width, height) != (camera.width_px, camera.height_px):
+        raise DatasetError(path, f"header says {width}x{height}, expected {camera.width_px}x{camera.height_px}")
+    if not (0 <= left < right <= width and 0 <= top < bottom <= height):
+        raise DatasetError(path, f"bounding box left {left} top {top} right {right} bottom {bottom} "
+                                 "is not inside the image")
+    count = (right - left) * (bottom - top)
+    if len(raw) != 24 + 4 * count:
+        raise DatasetError(path, f"{len(raw)} bytes, expected {24 + 4 * count} for a "
+                                 f"{right - left}x{bottom - top} box (truncated?)")
+    depth = np.zeros((height, width), dtype=np.float32)
+    depth[top:bottom, left:right] = np.frombuffer(raw[24:], dtype="<f4").reshape(bottom - top, right - left)
+    return depth
+
+
+def save_msra_bin(path: Path, depth_mm: np.ndarray) -> None:
+    """Write MSRA's .bin with the bounding box of the non-zero pixels (at least one pixel)."""
+    depth = np.asarray(depth_mm, dtype=np.float32)
+    rows, cols = np.nonzero(depth > 0)
+    top, bottom = (int(rows.min()), int(rows.max()) + 1) if len(rows) else (0, 1)
+    left, right = (int(cols.min()), int(cols.max()) + 1) if len(cols) else (0, 1)
+    header = np.array([depth.shape[1], depth.shape[0], left, top, right, bottom], dtype="<u4")
+    path.write_bytes(header.tobytes() + np.ascontiguousarray(depth[top:bottom, left:right], dtype="<f4").tobytes())
+
+
+def _msra_read(spec: DatasetSpec, root: Path, split: SplitLayout) -> LabelTable:
+    joints = spec.num_joints
+    files: list[Path] = []
+    blocks, source_index, lines, sources = [], [], [], []
+    for number, relative in enumerate(split.label_files):
+        path = _require_file(spec, root, split, relative)
+        head = _read_lines(path)[:1]
+        count = head[0][1].strip() if head else ""
+        if not count.isdigit():
+            raise DatasetError(path, f"first line {count!r} should be the frame count", line=head[0][0] if head else 1)
+        _, values, numbers = _parse_table(path, width=3 * joints, named=False, what=f"{joints} joints x x y z",
+                                          skip_first=True)
+        if len(values) != int(count):
+            raise DatasetError(path, f"line {head[0][0]} announces {count} frames, the file holds {len(values)}",
+                               line=head[0][0])
+        xyz = values.reshape(-1, joints, 3) * np.array([1.0, 1.0, -1.0])  # MSRA stores z negated
+        blocks.append(spec.camera.xyz_to_uvd(xyz))
+        files.extend(path.parent / f"{index:06d}_depth.bin" for index in range(len(values)))
+        source_index.append(np.full(len(values), number))
+        lines.append(numbers)
+        sources.append(path)
+    table = LabelTable(tuple(files), np.concatenate(blocks), tuple(sources), np.concatenate(source_index),
+                       np.concatenate(lines))
+    _check_frames_exist(table.files, table.sources, table.source_index, table.lines)
+    return table
+
+
+def _msra_plan(split: SplitLayout, count: int) -> list[PlannedFrame]:
+    planned = []
+    for label_file, index in _spread(split, count):
+        name = f"{index:06d}_depth.bin"
+        planned.append(PlannedFrame(label_file, name, f"{_image_folder(split, label_file)}/{name}"))
+    return planned
+
+
+def _msra_write(spec: DatasetSpec, root: Path, split: SplitLayout, frames: Sequence[PlannedFrame],
+                uvd: np.ndarray) -> None:
+    xyz = spec.camera.uvd_to_xyz(np.asarray(uvd, dtype=np.float64)) * np.array([1.0, 1.0, -1.0])
+    rows = _format_rows(xyz, 6)
+    for label_file in split.label_files:
+        mine = [row for frame, row in zip(frames, rows, strict=True) if frame.label_file == label_file]
+        path = root / label_file
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(f"{len(mine)}\n" + "".join(row + "\n" for row in mine))
+
+
+formats.add("icvl", DepthFormat("icvl", _icvl_read, load_png16, save_png16, _icvl_plan, _icvl_write))
+formats.add("nyu", DepthFormat("nyu", _nyu_read, load_png_rgb, save_png_rgb, _nyu_plan, _nyu_write))
+formats.add("msra", DepthFormat("msra", _msra_read, load_msra_bin, save_msra_bin, _msra_plan, _msra_write))
+
+
+# --------------------------------------------------------------------------- index
+
+
+@dataclass(frozen=True)
+class FrameIndex:
+    """One split of a dataset on disk: frame files and labels, depth loaded on demand.
+
+    ``uvd``: (N, J, 3) float64 labels in the spec's joint order (u, v px; d mm).
+    Pickles cheaply (paths and arrays), so worker processes can load frames.
+    """
+
+    spec: DatasetSpec
+    split: str
+    root: Path
+    labels: LabelTable
+
+    def __len__(self) -> int:
+        return len(self.labels.files)
+
+    @property
+    def files(self) -> tuple[Path, ...]:
+        return self.labels.files
+
+    @property
+    def uvd(self) -> np.ndarray:
+        return self.labels.uvd
+
+    @property
+    def xyz(self) -> np.ndarray:
+        """(N, J, 3) world mm in the dataset's axis convention (see Camera)."""
+        return self.spec.camera.uvd_to_xyz(self.labels.uvd)
+
+    def cube_sizes_mm(self, cube_mm: float | None = None) -> np.ndarray:
+        """(N,) crop cube edge per frame (the spec's per-range cubes)."""
+        return self.spec.cube_sizes_mm(self.split, len(self), cube_mm)
+
+    def where(self, index: int) -> str:
+        """``label_file:line`` of frame ``index``, for messages."""
+        source = self.labels.sources[int(self.labels.source_index[index])]
+        return f"{source}:{int(self.labels.lines[index])}"
+
+    def load_depth(self, index: int) -> np.ndarray:
+        """(H, W) float32 depth of frame ``index`` in mm; 0 where the sensor has no reading."""
+        assert self.spec.layout is not None
+        decode = formats.get(self.spec.layout.format).load_depth
+        try:
+            return decode(self.labels.files[index], self.spec.camera)
+        except DatasetError as error:
+            raise DatasetError(error.path, f"{error.reason} (frame listed in {self.where(index)})") from None
+
+
+def open_split(
+    dataset: str | DatasetSpec, split: str, *, data_root: str | os.PathLike[str] | None = None
+) -> FrameIndex:
+    """Index split ``split`` ("train", "test", MSRA's "P0".."P8") of a dataset on disk.
+
+    The root is ``data_root`` or the spec's environment variable (HPBENCH_ICVL_ROOT,
+    HPBENCH_NYU_ROOT, HPBENCH_MSRA_ROOT, HPBENCH_SYNTH_ROOT). Label files are parsed
+    and every listed frame is checked to exist; frames are decoded on demand by
+    :meth:`FrameIndex.load_depth`. Raises :class:`DatasetError` naming what is
+    missing or malformed and where it was expected.
+    """
+    spec = get_dataset(dataset) if isinstance(dataset, str) else dataset
+    root = resolve_root(spec, data_root)
+    assert spec.layout is not None
+    try:
+        layout = spec.layout.split(split)
+    except KeyError as error:
+        raise DatasetError(root, f"{spec.name}: {error.args[0]}") from None
+    table = formats.get(spec.layout.format).read_labels(spec, root, layout)
+    if len(table.files) == 0:
+        raise DatasetError(table.sources[0] if table.sources else root, f"no frames in the {spec.name} {split} labels")
+    return FrameIndex(spec=spec, split=split, root=root, labels=table)
