@@ -324,6 +324,81 @@ def profile_command(
         console.print(f"wrote {out}", markup=False)
 
 
+@app.command("synth")
+def synth_command(
+    out: Annotated[Path, typer.Option("--out", "-o", help="Folder to write (new, or an earlier synth output).")],
+    dataset: Annotated[str, typer.Option("--dataset", "-d", help="Format and camera: icvl (synth) or nyu (synth-nyu).")] = "icvl",
+    frames: Annotated[int, typer.Option(min=1, help="Training frames.")] = 2000,
+    test_frames: Annotated[Optional[int], typer.Option(min=1, help="Test frames (default frames / 4).")] = None,
+    seed: Annotated[int, typer.Option(help="Random seed: same seed, same bytes.")] = 0,
+    from_labels: Annotated[Optional[Path], typer.Option(help="Render the test split from this label file's poses.")] = None,
+    workers: Annotated[Optional[int], typer.Option(min=1, help="Processes (default: all cores).")] = None,
+) -> None:
+    """Render a synthetic hand dataset in the real ICVL or NYU on-disk format."""
+    from hpbench.data.formats import DatasetError
+    from hpbench.data.synth import synthesize
+
+    try:
+        summary = synthesize(dataset, out, frames=frames, test_frames=test_frames, seed=seed,
+                             from_labels=from_labels, workers=workers, progress=True)
+    except (DatasetError, FileExistsError, ValueError) as error:
+        _fail(str(error))
+    _console().print(summary.describe(), markup=False)
+
+
+@app.command("run")
+def run_command(
+    models: Annotated[str, typer.Option("--models", "-m", help="Comma-separated registered model names.")] = "ours,trinet",
+    dataset: Annotated[str, typer.Option("--dataset", "-d", help="synth (embedded default), synth-nyu, icvl, nyu.")] = "synth",
+    epochs: Annotated[Optional[int], typer.Option(min=1, help="Override every recipe's epochs (quick runs).")] = None,
+    max_steps: Annotated[Optional[int], typer.Option(min=1, help="Stop each model after this many steps.")] = None,
+    batch_size: Annotated[Optional[int], typer.Option(min=1, help="Override every recipe's batch size.")] = None,
+    frames: Annotated[int, typer.Option(min=8, help="Synthetic training frames (synthetic datasets only).")] = 2000,
+    seed: Annotated[int, typer.Option(help="Seed of data, initialisation, shuffling and augmentation.")] = 0,
+    data_root: Annotated[Optional[Path], typer.Option(help="Dataset root (default: $HPBENCH_<DATASET>_ROOT).")] = None,
+    results: Annotated[Path, typer.Option(help="Folder of run directories.")] = Path("results"),
+    reports: Annotated[Path, typer.Option(help="Folder of reports.")] = Path("reports"),
+    device: Annotated[str, typer.Option(help="cpu or cuda.")] = "cpu",
+    threads: Annotated[Optional[int], typer.Option(min=1, help="CPU threads.")] = None,
+    resume: Annotated[bool, typer.Option("--resume", help="Continue interrupted runs from their last checkpoint.")] = False,
+    profile: Annotated[bool, typer.Option("--profile/--no-profile", help="Profile each trained model.")] = True,
+    floor: Annotated[bool, typer.Option("--floor/--no-floor", help="Also train the mean-pose floor.")] = True,
+    eval_dir: EvalDirOption = None,
+) -> None:
+    """Train, evaluate, profile and report models on a dataset (synthetic by default)."""
+    from hpbench.registry import list_models
+    from hpbench.runner import RunConfig, run
+
+    names = tuple(name.strip() for name in models.split(",") if name.strip())
+    known = set(list_models())
+    unknown = [name for name in names if name not in known]
+    if unknown:
+        from hpbench.registry import models as registry
+
+        _fail("; ".join(registry._unknown_message(name) for name in unknown))
+    if device == "cuda":
+        import torch
+
+        if not torch.cuda.is_available():
+            _fail("no GPU on this machine: use --device cpu")
+    config = RunConfig(models=names, dataset=dataset, seed=seed, epochs=epochs, max_steps=max_steps,
+                       batch_size=batch_size, frames=frames, data_root=data_root, results_dir=results,
+                       reports_dir=reports, device=device, threads=threads, resume=resume, profile=profile,
+                       floor=floor, eval_dir=eval_dir)
+    console = _console()
+    runs, written = run(config, echo=lambda text: console.print(text, markup=False))
+    for item in runs:
+        if item.error:
+            console.print(f"[red]{item.model}: failed[/] {item.error}")
+        else:
+            console.print(f"{item.model}: mean error {item.mean_error_mm:.2f} mm; {'; '.join(item.notes)}",
+                          markup=False)
+    console.print(f"results in {results / dataset}, report: {', '.join(str(p) for p in written) or 'none'}",
+                  markup=False)
+    if any(item.error for item in runs):
+        raise typer.Exit(1)
+
+
 def main() -> None:
     """Console-script entry point."""
     try:
