@@ -109,7 +109,10 @@ def run_model(name: str, config: RunConfig, *, data_root: Path | None, progress:
     from hpbench.results import write_results
     from hpbench.train import recipe_from_card, train, with_overrides
 
+    from hpbench.registry import models
+
     run_dir = config.results_dir / config.dataset / f"{name}-s{config.seed}"
+    models.get(name)  # an unknown name fails here with close matches, before any work
     card = load_card(name)
     recipe = with_overrides(recipe_from_card(card.recipe), epochs=config.epochs, batch_size=config.batch_size)
     size = card.input_shape[-1]

@@ -414,7 +414,8 @@ def collect_results(
 
     Folders are searched recursively. Returns the rows and one line per refused
     file. A method found twice for one dataset is kept once (the first) and the
-    other is listed as refused.
+    other is listed as refused. Rows of one method with different splits (test
+    errors, profile costs) are complementary and all kept.
     """
     import pandas as pd
 
@@ -435,7 +436,7 @@ def collect_results(
     else:
         files_iter = files
     frames, refused, truths = [], [], {}
-    seen: dict[tuple[str, str], Path] = {}
+    seen: dict[tuple[str, str, str], Path] = {}
     for path in files_iter:
         try:
             if path.suffix == ".csv":
@@ -448,10 +449,11 @@ def collect_results(
         except (PredictionFileError, ValueError) as error:
             refused.append(str(error))
             continue
-        for key in sorted(set(zip(rows["model"], rows["dataset"], strict=True))):
+        for key in sorted(set(zip(rows["model"], rows["dataset"], rows["split"], strict=True))):
             if key in seen:
-                refused.append(f"{path}: {key[0]} on {key[1]} already comes from {seen[key]}; kept that one")
-                rows = rows[(rows["model"] != key[0]) | (rows["dataset"] != key[1])]
+                refused.append(f"{path}: {key[0]} on {key[1]} ({key[2] or 'no split'}) already comes from "
+                               f"{seen[key]}; kept that one")
+                rows = rows[(rows["model"] != key[0]) | (rows["dataset"] != key[1]) | (rows["split"] != key[2])]
             else:
                 seen[key] = path
         frames.append(rows)

@@ -174,7 +174,11 @@ def load_checkpoint_weights(model: nn.Module, path: str | os.PathLike[str]) -> n
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"checkpoint {path} does not exist")
-    missing, unexpected = model.load_state_dict(load_file(path), strict=False)
+    try:
+        missing, unexpected = model.load_state_dict(load_file(path), strict=False)
+    except RuntimeError as error:  # shape mismatches
+        detail = str(error).splitlines()[1].strip() if "\n" in str(error) else str(error)
+        raise ValueError(f"{path}: does not fit the model ({detail})") from None
     if missing or unexpected:
         raise ValueError(f"{path}: does not fit the model (missing {missing[:3]}, unexpected {unexpected[:3]})")
     return model

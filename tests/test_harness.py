@@ -1,0 +1,107 @@
+"""The harness end to end on a tiny synthetic set: train -> evaluate -> profile -> report, and resume."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from hpbench.data.cache import CropDataset, CropSettings, open_crop_cache
+from hpbench.data.synth import ensure_synthetic
+from hpbench.registry import create_model
+from hpbench.results import read_results
+from hpbench.runner import RunConfig, run
+from hpbench.train import Recipe, load_checkpoint_weights, recipe_from_card, train
+
+
+@pytest.fixture(scope="module")
+def synth_root(tmp_path_factory):
+    return ensure_synthetic("synth", tmp_path_factory.mktemp("synth"), frames=48, test_frames=16, seed=3)
+
+
+@pytest.fixture(scope="module")
+def train_cache(synth_root, tmp_path_factory):
+    return open_crop_cache("synth", "train", CropSettings(size_px=128), data_root=synth_root,
+                           cache_dir=tmp_path_factory.mktemp("cache"))
+
+
+def test_recipe_from_card_reads_the_cards_words():
+    recipe = recipe_from_card({"optimizer": "Adam", "lr": 1e-3, "weight_decay": 2e-5, "batch_size": 32,
+                               "epochs": 40, "schedule": "cosine, one cycle", "augmentation": ["rotation"]})
+    assert recipe == Recipe(optimizer="adam", lr=1e-3, weight_decay=2e-5, batch_size=32, epochs=40,
+                            schedule="cosine", augment=True)
+    assert recipe_from_card({"schedule": "StepLR 10 x 0.2"}).schedule == "step"
+    with pytest.raises(ValueError, match="unknown optimizer"):
+        recipe_from_card({"optimizer": "lion"})
+
+
+def test_interrupted_then_resumed_training_equals_an_uninterrupted_run(train_cache, tmp_path):
+    recipe = Recipe(lr=3e-3, batch_size=8, epochs=3, augment=True)
+
+    def fresh():
+        torch.manual_seed(0)
+        return create_model("tinycnn", num_joints=16)
+
+    dataset = CropDataset(train_cache, augmentation=None, seed=1)
+    straight = fresh()
+    full = train(straight, dataset, recipe, checkpoint_dir=tmp_path / "a", seed=1)
+
+    class Killed(Exception):
+        pass
+
+    def kill_mid_epoch_two(step: int, loss: float) -> None:
+        if step == 8:  # 6 steps per epoch: the middle of epoch 2
+            raise Killed
+
+    interrupted = fresh()
+    with pytest.raises(Killed):
+        train(interrupted, dataset, recipe, checkpoint_dir=tmp_path / "b", seed=1, on_step=kill_mid_epoch_two)
+    assert json.loads((tmp_path / "b/last.json").read_text())["checkpoint"] == "epoch0001"
+    resumed_model = fresh()
+    resumed = train(resumed_model, dataset, recipe, checkpoint_dir=tmp_path / "b", seed=1, resume=True)
+    assert resumed.resumed_from_epoch == 1 and resumed.steps == full.steps == 18
+    assert resumed.final_loss == full.final_loss
+    for (name, a), b in zip(straight.state_dict().items(), resumed_model.state_dict().values(), strict=True):
+        assert torch.equal(a, b), name
+    reloaded = load_checkpoint_weights(fresh(), resumed.checkpoint)
+    assert all(torch.equal(a, b) for a, b in zip(reloaded.state_dict().values(), straight.state_dict().values()))
+    with pytest.raises(ValueError, match="does not fit"):
+        load_checkpoint_weights(create_model("tinycnn", num_joints=14), resumed.checkpoint)
+
+
+def test_run_trains_evaluates_profiles_and_reports(synth_root, tmp_path, monkeypatch):
+    monkeypatch.setenv("HPBENCH_CACHE_DIR", str(tmp_path / "cache"))
+    config = RunConfig(models=("tinycnn", "no-such-model"), dataset="synth", epochs=2, batch_size=16,
+                       data_root=synth_root, results_dir=tmp_path / "results", reports_dir=tmp_path / "reports")
+    runs, written = run(config, progress=False, echo=lambda text: None)
+    by_name = {r.model: r for r in runs}
+    assert "unknown model 'no-such-model'" in by_name["no-such-model"].error  # isolated failure
+    assert (by_name["no-such-model"].run_dir / "error.txt").is_file()
+    tiny = by_name["tinycnn"]
+    assert tiny.error is None and by_name["meanpose"].error is None  # the floor comes along
+    for name in ("config.json", "environment.json", "log.jsonl", "metrics.csv", "profile.csv", "predictions.txt"):
+        assert (tiny.run_dir / name).is_file(), name
+    assert len((tiny.run_dir / "log.jsonl").read_text().splitlines()) == 2
+    rows = read_results([tiny.run_dir / "metrics.csv", tiny.run_dir / "profile.csv"])
+    mean = rows.loc[rows["metric"] == "mean_error", "value"].item()
+    assert mean == pytest.approx(tiny.mean_error_mm)
+    # the report's numbers are the result rows' numbers
+    table = pd.read_csv(tmp_path / "reports/synth/synth_table.csv").set_index("Method")
+    assert table.loc["tinycnn", "Mean error (mm)"] == pytest.approx(mean)
+    params = rows.loc[rows["metric"] == "params", "value"].item()
+    assert table.loc["tinycnn", "Params (M)"] == pytest.approx(params / 1e6)
+    at20 = rows.loc[(rows["metric"] == "success_rate_max") & (rows["threshold_mm"] == 20), "value"].item()
+    assert table.loc["tinycnn", "SR@20mm (%)"] == pytest.approx(100 * at20)
+    assert {p.name for p in written} >= {"synth_table.tex", "synth_table.md", "synth_success_rate.png"}
+    # predictions are a community-format file that hpbench eval scores the same way
+    from hpbench.scoring import GroundTruth, score_file
+
+    cache = open_crop_cache("synth", "test", CropSettings(size_px=128), data_root=synth_root)
+    gt = GroundTruth(dataset=__import__("hpbench").data.specs.get_dataset("synth"), uvd=cache.uvd,
+                     names=cache.files, source=synth_root)
+    rescored = score_file(tiny.run_dir / "predictions.txt", gt)
+    assert rescored.mean_error_mm == pytest.approx(mean, abs=1e-3)
+    np.testing.assert_array_equal(rescored.frame_indices, np.arange(len(cache.files)))
