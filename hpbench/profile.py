@@ -24,6 +24,7 @@ from __future__ import annotations
 import contextlib
 import copy
 import io
+import logging
 import platform
 import warnings
 from collections.abc import Callable, Iterator, Sequence
@@ -299,6 +300,8 @@ def measure_latency(
     afterwards. CUDA: torch.utils.benchmark synchronizes; optionally channels_last
     and/or a captured CUDA graph, both named in ``method``.
     """
+    # torch.utils.benchmark imports cpp_extension, which warns about a missing CUDA toolkit on CPU machines
+    logging.getLogger("torch.utils.cpp_extension").setLevel(logging.ERROR)
     from torch.utils import benchmark
 
     device = torch.device(device)

@@ -1,15 +1,22 @@
-"""Name -> object registries: models (with entry-point plugins), datasets, later backbones.
+"""Name -> object registries: models (with entry-point plugins), heads, backbones, datasets.
 
 One small ``Registry`` class serves every concept: duplicate names are rejected,
 unknown names fail with the closest matches, listing uses fnmatch patterns and
 natural sort (as timm's ``list_models``). Third-party models arrive through the
 entry-point group ``hpbench.models``; they load lazily on the first lookup or
 listing, and a plugin that fails to import is reported and skipped.
+
+Heads and backbones compose: ``create_model("a2j@resnet18")`` builds the head
+registered as ``a2j`` on the backbone ``resnet18`` (a registered backbone, else
+any timm model; see ``hpbench.models.backbones``). ``list_models`` shows the
+combinations registered with :func:`register_combination`; any other
+``head@backbone`` is built on demand.
 """
 
 from __future__ import annotations
 
 import difflib
+import functools
 import fnmatch
 import importlib
 import importlib.metadata
@@ -23,9 +30,14 @@ __all__ = [
     "DuplicateNameError",
     "Registry",
     "UnknownNameError",
+    "backbones",
     "create_model",
+    "heads",
     "list_models",
     "models",
+    "register_backbone",
+    "register_combination",
+    "register_head",
     "register_model",
 ]
 
@@ -145,6 +157,8 @@ class ModelRegistry(Registry[Callable[..., Any]]):
 
     def get(self, name: str) -> Callable[..., Any]:
         _import_builtin_models()
+        if name not in self and COMBINATION_SEPARATOR in name:
+            return _combination_builder(name)
         return super().get(name)
 
     def names(self, pattern: str | None = None) -> list[str]:
@@ -160,6 +174,35 @@ def _import_builtin_models() -> None:
 
 models = ModelRegistry("model", entry_point_group=ENTRY_POINT_GROUP)
 register_model = models.register
+heads = ModelRegistry("head")
+"""Model heads: keyword-only builders taking ``backbone`` (a backbone name) and ``num_joints``."""
+register_head = heads.register
+backbones: Registry[Callable[..., Any]] = Registry("backbone")
+"""Feature extractors: keyword-only builders (``in_chans``, ``output_stride``, ``pretrained_path``)
+returning an ``nn.Module`` that maps an image to a list of feature maps and has
+``channels`` and ``strides`` (see ``hpbench.models.backbones.create_backbone``)."""
+register_backbone = backbones.register
+COMBINATION_SEPARATOR = "@"
+
+
+def _combination_builder(name: str) -> Callable[..., Any]:
+    """Builder of ``head@backbone``: the head's builder with ``backbone`` bound (checked when built)."""
+    head, _, backbone = name.partition(COMBINATION_SEPARATOR)
+    if not head or not backbone:
+        raise UnknownNameError(f"model {name!r}: expected 'head{COMBINATION_SEPARATOR}backbone'")
+    return functools.partial(heads.get(head), backbone=backbone)
+
+
+def register_combination(head: str, backbone: str) -> str:
+    """List ``head@backbone`` among the models (it needs a card, as every listed model); returns its name."""
+    name = f"{head}{COMBINATION_SEPARATOR}{backbone}"
+
+    def build(**kwargs: Any) -> Any:
+        return heads.get(head)(backbone=backbone, **kwargs)
+
+    build.__doc__ = f"The {head!r} head on the {backbone!r} backbone."
+    models.add(name, build)
+    return name
 
 
 def list_models(pattern: str | None = None) -> list[str]:

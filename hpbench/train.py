@@ -222,7 +222,8 @@ def train(
         if state is not None:
             start_epoch, step, history = state["epoch"], state["step"], state["history"]
     resumed_from = start_epoch
-    forward = torch.compile(model) if compile else model
+    if compile:
+        model.compile()  # compiles __call__; forward_train goes through it unless a model overrides it
     amp = recipe.mixed_precision and device_t.type == "cuda"
     scaler = torch.amp.GradScaler("cuda", enabled=amp)
     started = time.perf_counter()
@@ -247,7 +248,7 @@ def train(
                 mask = batch["visible"].to(device_t)
                 optimizer.zero_grad(set_to_none=True)
                 with torch.autocast(device_t.type, enabled=amp):
-                    loss = model.loss(forward(depth), target, mask)
+                    loss = model.loss(model.forward_train(depth), target, mask)
                 if not torch.isfinite(loss):
                     raise FloatingPointError(f"loss became {loss.item()} at step {step} (epoch {epoch + 1})")
                 scaler.scale(loss).backward()

@@ -10,6 +10,14 @@ from hpbench.cards import CardError, card_names, load_card
 from hpbench.profile import count_parameters, thop_macs, unused_parameters
 
 MODELS = hpbench.list_models()
+HEAVY_GMAC = 2.0
+"""Models above this thop cost run the 30-step training test only with ``-m slow`` (minutes on a CPU)."""
+
+
+def _train_params(name: str):
+    card = load_card(name)
+    heavy = max(d.thop_macs for d in card.declared.values()) / 1e9 > HEAVY_GMAC
+    return pytest.param(name, marks=pytest.mark.slow) if heavy else name
 DATASETS = ["icvl", "nyu"]
 
 
@@ -41,7 +49,7 @@ def test_declared_thop_macs_within_one_percent(name, dataset):
     assert macs == pytest.approx(card.declared[dataset].thop_macs, rel=0.01, abs=1)
 
 
-@pytest.mark.parametrize("name", MODELS)
+@pytest.mark.parametrize("name", [_train_params(name) for name in MODELS])
 def test_a_few_steps_reduce_the_loss_and_reach_every_parameter(name):
     torch.manual_seed(0)
     model = hpbench.create_model(name, num_joints=3)

@@ -8,6 +8,8 @@ d in the normalized depth unit. ``loss(output, target, mask)`` is the model's ow
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 from torch import nn
 
@@ -29,6 +31,11 @@ class HandPoseModel(nn.Module):
         expected = (1, self.input_size, self.input_size)
         if depth.ndim != 4 or tuple(depth.shape[1:]) != expected:
             raise ValueError(f"{type(self).__name__} expects (B, {', '.join(map(str, expected))}), got {tuple(depth.shape)}")
+
+    def forward_train(self, depth: torch.Tensor) -> Any:
+        """What ``loss`` consumes during training; the joints of ``forward`` unless a model needs more
+        (A2J's anchor-weighted positions)."""
+        return self(depth)
 
     def loss(self, output: torch.Tensor, target: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
         """Default loss: L1 on (u / S, v / S, d) averaged over counted joints; mask (B, J) bool."""
