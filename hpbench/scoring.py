@@ -392,8 +392,6 @@ def score_file(
 def infer_dataset(path: str | os.PathLike[str], explicit: str | None = None) -> DatasetSpec:
     """The dataset a prediction file belongs to: ``explicit``, else the one dataset name
     among the underscore-separated words of the file name or its folder names."""
-    import re
-
     from hpbench.data.specs import datasets, get_dataset
 
     if explicit is not None:

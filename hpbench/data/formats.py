@@ -336,6 +336,12 @@ def _icvl_read(spec: DatasetSpec, root: Path, split: SplitLayout) -> LabelTable:
         source_index.append(np.full(len(names), number))
         lines.append(numbers)
         sources.append(path)
+    return _checked_table(files, blocks, sources, source_index, lines)
+
+
+def _checked_table(files: list[Path], blocks: list[np.ndarray], sources: list[Path],
+                   source_index: list[np.ndarray], lines: list[np.ndarray]) -> LabelTable:
+    """One LabelTable from per-label-file pieces, after checking every frame file exists."""
     table = LabelTable(tuple(files), np.concatenate(blocks), tuple(sources), np.concatenate(source_index),
                        np.concatenate(lines))
     _check_frames_exist(table.files, table.sources, table.source_index, table.lines)
@@ -486,10 +492,7 @@ def _msra_read(spec: DatasetSpec, root: Path, split: SplitLayout) -> LabelTable:
         source_index.append(np.full(len(values), number))
         lines.append(numbers)
         sources.append(path)
-    table = LabelTable(tuple(files), np.concatenate(blocks), tuple(sources), np.concatenate(source_index),
-                       np.concatenate(lines))
-    _check_frames_exist(table.files, table.sources, table.source_index, table.lines)
-    return table
+    return _checked_table(files, blocks, sources, source_index, lines)
 
 
 def _msra_plan(split: SplitLayout, count: int) -> list[PlannedFrame]:

@@ -21,7 +21,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from hpbench.models.backbones import create_backbone
-from hpbench.models.base import HandPoseModel
+from hpbench.models.base import HandPoseModel, masked_joint_mean
 from hpbench.registry import register_combination, register_head, register_model
 
 __all__ = ["A2J", "A2JOutput", "a2j_loss", "anchor_grid", "decode"]
@@ -150,10 +150,7 @@ def a2j_loss(output: A2JOutput | Tensor, target: Tensor, mask: Tensor | None = N
     )
     if anchor_uv is not None:
         per_joint = per_joint + F.smooth_l1_loss(anchor_uv, target[..., :2], reduction="none").mean(-1)
-    if mask is None:
-        return per_joint.mean()
-    weights = mask.to(per_joint.dtype)
-    return (per_joint * weights).sum() / weights.sum().clamp_min(1.0)
+    return masked_joint_mean(per_joint, mask)
 
 
 @register_head("a2j")

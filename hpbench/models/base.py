@@ -13,7 +13,22 @@ from typing import Any
 import torch
 from torch import nn
 
-__all__ = ["HandPoseModel"]
+__all__ = ["HandPoseModel", "joints_in_crop", "masked_joint_mean"]
+
+
+def masked_joint_mean(per_joint: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+    """Mean of a (B, J) per-joint loss over the joints where ``mask`` (B, J) is True (all when None)."""
+    if mask is None:
+        return per_joint.mean()
+    weights = mask.to(per_joint.dtype)
+    return (per_joint * weights).sum() / weights.sum().clamp_min(1.0)
+
+
+def joints_in_crop(target: torch.Tensor, size_px: int, mask: torch.Tensor | None = None) -> torch.Tensor:
+    """(B, J) bool: target u, v inside [0, S) px, and ``mask`` where given."""
+    uv = target[..., :2]
+    inside = ((uv >= 0) & (uv < size_px)).all(dim=-1)
+    return inside if mask is None else inside & mask.to(torch.bool)
 
 
 class HandPoseModel(nn.Module):
@@ -40,8 +55,4 @@ class HandPoseModel(nn.Module):
     def loss(self, output: torch.Tensor, target: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
         """Default loss: L1 on (u / S, v / S, d) averaged over counted joints; mask (B, J) bool."""
         scale = output.new_tensor([1.0 / self.input_size, 1.0 / self.input_size, 1.0])
-        per_joint = ((output - target).abs() * scale).sum(dim=-1)
-        if mask is None:
-            return per_joint.mean()
-        weights = mask.to(per_joint.dtype)
-        return (per_joint * weights).sum() / weights.sum().clamp_min(1.0)
+        return masked_joint_mean(((output - target).abs() * scale).sum(dim=-1), mask)

@@ -16,7 +16,7 @@ from functools import partial
 import torch
 from torch import Tensor, nn
 
-from hpbench.models.base import HandPoseModel
+from hpbench.models.base import HandPoseModel, joints_in_crop, masked_joint_mean
 from hpbench.models.layers import (
     AttentionBlock,
     GhostResidual,
@@ -150,14 +150,9 @@ class Ours(HandPoseModel):
         Z in mm is the normalized depth times half of ``cube_mm``. A joint counts when
         its target u, v lie in [0, S) and, if ``mask`` (B, J) bool is given, mask is True.
         """
-        uv_target = target[..., :2]
-        counted = ((uv_target >= 0) & (uv_target < self.input_size)).all(dim=-1)
-        if mask is not None:
-            counted = counted & mask.to(torch.bool)
-        uv_error = (output[..., :2] - uv_target).abs().sum(dim=-1) / 2
+        uv_error = (output[..., :2] - target[..., :2]).abs().sum(dim=-1) / 2
         z_error_mm = (output[..., 2] - target[..., 2]).abs() * (self.cube_mm / 2)
-        weights = counted.to(output.dtype)
-        return ((uv_error + z_error_mm) * weights).sum() / weights.sum().clamp_min(1.0)
+        return masked_joint_mean(uv_error + z_error_mm, joints_in_crop(target, self.input_size, mask))
 
 
 @register_model("ours")

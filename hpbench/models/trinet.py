@@ -15,7 +15,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from hpbench.models.base import HandPoseModel
+from hpbench.models.base import HandPoseModel, joints_in_crop, masked_joint_mean
 from hpbench.models.layers import Hourglass, soft_argmax, spatial_softmax, weighted_pool
 from hpbench.registry import register_model
 
@@ -143,14 +143,9 @@ class TriHornNet(HandPoseModel):
         Z in mm is the normalized depth times half of ``cube_mm``. A joint counts when
         its target u, v lie in [0, S) and, if ``mask`` (B, J) bool is given, mask is True.
         """
-        uv_target = target[..., :2]
-        counted = ((uv_target >= 0) & (uv_target < self.input_size)).all(dim=-1)
-        if mask is not None:
-            counted = counted & mask.to(torch.bool)
         scale = output.new_tensor([1.0, 1.0, self.cube_mm / 2])
         per_joint = ((output - target).abs() * scale).mean(dim=-1)
-        weights = counted.to(output.dtype)
-        return (per_joint * weights).sum() / weights.sum().clamp_min(1.0)
+        return masked_joint_mean(per_joint, joints_in_crop(target, self.input_size, mask))
 
 
 @register_model("trinet")

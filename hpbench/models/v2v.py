@@ -28,7 +28,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from hpbench.models.base import HandPoseModel
+from hpbench.models.base import HandPoseModel, masked_joint_mean
 from hpbench.registry import register_model
 
 __all__ = ["Res3D", "V2VPoseNet", "decode_heatmaps", "encode_heatmaps", "voxelize"]
@@ -220,10 +220,7 @@ class V2VPoseNet(HandPoseModel):
             raise RuntimeError("V2VPoseNet.loss needs the heatmaps of the forward that made `output` (grad enabled)")
         wanted = encode_heatmaps(target.to(heatmaps.dtype), heatmaps.shape[-1], self.input_size, sigma=self.sigma)
         per_joint = (heatmaps - wanted).pow(2).flatten(2).mean(-1)  # (B, J)
-        if mask is None:
-            return per_joint.mean()
-        weights = mask.to(per_joint.dtype)
-        return (per_joint * weights).sum() / weights.sum().clamp_min(1.0)
+        return masked_joint_mean(per_joint, mask)
 
 
 @register_model("v2v")
