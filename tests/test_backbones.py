@@ -30,6 +30,28 @@ def test_any_other_head_at_backbone_is_built_on_demand_but_not_listed():
     assert "a2j@resnet34" not in hpbench.list_models()
 
 
+@pytest.mark.parametrize("backbone", ["resnet18", "mobilenetv3_small_100"])
+def test_trinet_heads_sit_on_a_timm_backbone_and_learn(backbone):
+    torch.manual_seed(0)
+    model = hpbench.create_model(f"trinet-head@{backbone}", num_joints=5, input_size=64)
+    assert model.trunk.backbone.strides[-1] == 8  # dilated to output stride 8: an 8 x 8 grid at 64 px
+    depth = torch.rand(4, 1, 64, 64) * 2 - 1
+    target = torch.rand(4, 5, 3) * torch.tensor([40.0, 40.0, 0.5]) + torch.tensor([12.0, 12.0, -0.25])
+    assert model(depth).shape == (4, 5, 3)
+    optimizer = torch.optim.Adam(model.parameters(), lr=3e-3)
+    losses = []
+    for _ in range(25):
+        optimizer.zero_grad()
+        loss = model.loss(model(depth), target)
+        loss.backward()
+        optimizer.step()
+        losses.append(loss.item())
+    assert losses[-1] < 0.5 * losses[0]  # it fits four crops: the heads read the backbone's grid
+    assert f"trinet-head@{backbone}" not in hpbench.list_models()
+    with pytest.raises(ValueError, match="multiple of the backbone's stride"):
+        hpbench.create_model(f"trinet-head@{backbone}", input_size=60)
+
+
 def test_timm_backbone_reports_channels_strides_and_replicates_depth():
     features = create_backbone("resnet18", in_chans=3, output_stride=16)
     assert features.channels == (64, 64, 128, 256, 512) and features.strides == (2, 4, 8, 16, 16)

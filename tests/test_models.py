@@ -14,6 +14,11 @@ HEAVY_GMAC = 2.0
 """Models above this thop cost run the 30-step training test only with ``-m slow`` (minutes on a CPU)."""
 
 
+POINT_INPUT = {"handfold"}
+"""Models that sample points from the crop: a noise crop gives them no structure to fit; their
+training is tested on structured crops in their own test file (tests/test_handfold.py)."""
+
+
 def _train_params(name: str):
     card = load_card(name)
     heavy = max(d.thop_macs for d in card.declared.values()) / 1e9 > HEAVY_GMAC
@@ -49,7 +54,7 @@ def test_declared_thop_macs_within_one_percent(name, dataset):
     assert macs == pytest.approx(card.declared[dataset].thop_macs, rel=0.01, abs=1)
 
 
-@pytest.mark.parametrize("name", [_train_params(name) for name in MODELS])
+@pytest.mark.parametrize("name", [_train_params(name) for name in MODELS if name not in POINT_INPUT])
 def test_a_few_steps_reduce_the_loss_and_reach_every_parameter(name):
     torch.manual_seed(0)
     model = hpbench.create_model(name, num_joints=3)

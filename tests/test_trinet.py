@@ -46,7 +46,7 @@ def test_heads_and_blocks_have_the_original_layout():
     def blocks(module):
         return sum(isinstance(b, PreActBottleneck) for b in module.modules())
 
-    assert blocks(model.hourglass) == 2 * (3 * 4 + 1)
+    assert blocks(model.trunk.hourglass) == 2 * (3 * 4 + 1)
     assert (blocks(model.uv_head), blocks(model.depth_head), blocks(model.attention_head)) == (3, 3, 1)
     assert model.beta.detach().eq(0.5).all() and model.depth_regressor.in_features == 64
 

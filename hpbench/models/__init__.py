@@ -1,3 +1,3 @@
 """Model architectures; importing this package registers the built-in models."""
 
-from hpbench.models import a2j, meanpose, ours, tinycnn, trinet, v2v  # noqa: F401  (register on import)
+from hpbench.models import a2j, handfold, meanpose, ours, tinycnn, trinet, v2v  # noqa: F401  (register on import)

@@ -12,14 +12,18 @@ logits with the attention-enhancement head's logits through a learnable beta.
 
 from __future__ import annotations
 
+from collections import OrderedDict
+from pathlib import Path
+
 import torch
 from torch import Tensor, nn
 
 from hpbench.models.base import HandPoseModel, joints_in_crop, masked_joint_mean
 from hpbench.models.layers import Hourglass, soft_argmax, spatial_softmax, weighted_pool
-from hpbench.registry import register_model
+from hpbench.models.backbones import create_backbone
+from hpbench.registry import register_head, register_model
 
-__all__ = ["PreActBottleneck", "TriHornNet"]
+__all__ = ["BackboneTrunk", "PreActBottleneck", "TriHornNet"]
 
 
 class PreActBottleneck(nn.Module):
@@ -83,6 +87,10 @@ class TriHornNet(HandPoseModel):
     argument), and the spatial softmax has a trainable per-joint temperature
     (``spread``, init 1) multiplying the logits of both the UV softmax and the fused
     attention. The stem's second and third bottlenecks are 128 -> 256 -> 256 there.
+
+    ``trunk`` replaces stem + hourglass by any module giving (B, width, h, w)
+    features (``trinet-head@<backbone>``: :class:`BackboneTrunk`); the heads' soft-argmax
+    maps that grid onto the S x S crop.
     """
 
     def __init__(
@@ -96,21 +104,25 @@ class TriHornNet(HandPoseModel):
         blocks_per_node: int = 2,
         attention_blocks: int = 1,
         cube_mm: float = 280.0,
+        trunk: nn.Module | None = None,
     ) -> None:
         super().__init__(num_joints=num_joints, input_size=input_size)
-        if input_size % 2 ** (hourglass_depth + 1):
-            raise ValueError(f"input_size {input_size} must be divisible by 2 ** (hourglass_depth + 1)")
         self.cube_mm = cube_mm
-        self.stem = nn.Sequential(
-            nn.Conv2d(1, 64, 7, padding=3), nn.BatchNorm2d(64), nn.ReLU(inplace=True),
-            PreActBottleneck(64, 64), nn.MaxPool2d(2),
-            PreActBottleneck(128, width // 2), PreActBottleneck(width, width // 2),
-        )  # fmt: skip
-        self.hourglass = Hourglass(
-            depth=hourglass_depth,
-            channels=width,
-            make_block=lambda c_in, c_out: _bottlenecks(c_in, c_out, blocks_per_node),
-        )
+        if trunk is None:  # the original: stem + one hourglass, width channels at S / 2
+            if input_size % 2 ** (hourglass_depth + 1):
+                raise ValueError(f"input_size {input_size} must be divisible by 2 ** (hourglass_depth + 1)")
+            stem = nn.Sequential(
+                nn.Conv2d(1, 64, 7, padding=3), nn.BatchNorm2d(64), nn.ReLU(inplace=True),
+                PreActBottleneck(64, 64), nn.MaxPool2d(2),
+                PreActBottleneck(128, width // 2), PreActBottleneck(width, width // 2),
+            )  # fmt: skip
+            hourglass = Hourglass(
+                depth=hourglass_depth,
+                channels=width,
+                make_block=lambda c_in, c_out: _bottlenecks(c_in, c_out, blocks_per_node),
+            )
+            trunk = nn.Sequential(OrderedDict(stem=stem, hourglass=hourglass))
+        self.trunk = trunk
         self.uv_head = TriHornHead(width, num_joints)
         self.depth_head = TriHornHead(width, depth_dim)
         self.attention_head = TriHornHead(width, num_joints, blocks=attention_blocks)
@@ -130,7 +142,7 @@ class TriHornNet(HandPoseModel):
     def forward(self, depth: Tensor) -> Tensor:
         """(B, 1, S, S) depth -> (B, J, 3): u, v in crop px, d normalized."""
         self.check_input(depth)
-        features = self.hourglass(self.stem(depth))
+        features = self.trunk(depth)
         uv_logits = self.uv_head(features)
         uv, _ = soft_argmax(self._sharpen(uv_logits), self.input_size)
         attention = self.fused_attention(uv_logits, self.attention_head(features))
@@ -146,6 +158,41 @@ class TriHornNet(HandPoseModel):
         scale = output.new_tensor([1.0, 1.0, self.cube_mm / 2])
         per_joint = ((output - target).abs() * scale).mean(dim=-1)
         return masked_joint_mean(per_joint, joints_in_crop(target, self.input_size, mask))
+
+
+class BackboneTrunk(nn.Module):
+    """A backbone's last feature map projected to ``width`` channels (1x1 conv-BN-ReLU): the
+    feature grid TriHorn-Net's heads read when they sit on another backbone."""
+
+    def __init__(self, backbone: nn.Module, width: int) -> None:
+        super().__init__()
+        self.backbone = backbone
+        self.project = nn.Sequential(
+            nn.Conv2d(backbone.channels[-1], width, 1, bias=False), nn.BatchNorm2d(width), nn.ReLU(inplace=True)
+        )
+
+    def forward(self, depth: Tensor) -> Tensor:
+        return self.project(self.backbone(depth)[-1])
+
+
+@register_head("trinet-head")
+def trinet_head(
+    *,
+    backbone: str,
+    num_joints: int = 14,
+    input_size: int = 128,
+    output_stride: int = 8,
+    width: int = 256,
+    cube_mm: float = 280.0,
+    pretrained_path: str | Path | None = None,
+) -> TriHornNet:
+    """TriHorn-Net's three heads on ``backbone``'s last feature, dilated to ``output_stride`` px
+    (random init unless ``pretrained_path``); the heads' soft-argmax maps that grid to crop px."""
+    features = create_backbone(backbone, output_stride=output_stride, pretrained_path=pretrained_path)
+    if input_size % features.strides[-1]:
+        raise ValueError(f"input_size {input_size} must be a multiple of the backbone's stride {features.strides[-1]}")
+    return TriHornNet(num_joints=num_joints, input_size=input_size, width=width, cube_mm=cube_mm,
+                      trunk=BackboneTrunk(features, width))
 
 
 @register_model("trinet")
