@@ -16,7 +16,9 @@ Latency: ``torch.utils.benchmark`` ``blocked_autorange`` after warm-up, in
 inference mode, at a stated thread count; median and p10/p90 over the measured
 blocks, with device, torch version, dtype and threads recorded beside the figure.
 Models are timed in interleaved rounds (A, B, A, B, ...) so that ratios come from
-the same process and moment, and the round-to-round spread is reported.
+the same process and moment, and the round-to-round spread is reported. Optionally
+each model's ONNX export (hpbench.export) is timed the same way on ONNX Runtime's
+CPU provider at the same thread count, under the device ``onnxruntime-cpu``.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ import contextlib
 import copy
 import io
 import logging
+import os
 import platform
 import warnings
 from collections.abc import Callable, Iterator, Sequence
@@ -36,6 +39,7 @@ from torch import nn
 
 __all__ = [
     "COUNTER_CONVENTIONS",
+    "ONNXRUNTIME",
     "Environment",
     "Latency",
     "MacCounts",
@@ -45,6 +49,7 @@ __all__ = [
     "exact_macs",
     "fvcore_macs",
     "measure_latency",
+    "onnxruntime_latency",
     "thop_macs",
     "unused_parameters",
     "interleaved_latency",
@@ -59,6 +64,10 @@ COUNTER_CONVENTIONS: dict[str, str] = {
     "exact": "FlopCounterMode FLOPs / 2: conv, linear, matmul, attention MACs; no bias, BN, softmax",
     "fvcore": "fvcore MACs (jit trace): conv, linear, matmul, einsum, upsample, BN; unknown ops listed",
 }
+ONNXRUNTIME = "onnxruntime-cpu"
+"""Latency key (beside "cpu", "cuda") and row device of ONNX Runtime's CPU provider timings."""
+ONNX_TOLERANCE = 1e-4
+"""Max |ONNX Runtime - PyTorch| joint coordinate (crop px, normalized depth) above which a note is left."""
 DISAGREEMENT = 0.05
 """Relative gap between counters above which a model is flagged."""
 
@@ -330,13 +339,48 @@ def measure_latency(
         measurement = timer.blocked_autorange(min_run_time=min_run_time_s)
     finally:
         torch.set_num_threads(previous)
+    return _latency(measurement, batch=int(example.shape[0]), method=method, env=environment(device, dtype, threads))
+
+
+def _latency(measurement, *, batch: int, method: str, env: Environment) -> Latency:  # measurement: benchmark.Measurement
     times_ms = np.asarray(measurement.times) * 1000.0
     p10, p25, p50, p75, p90 = np.percentile(times_ms, [10, 25, 50, 75, 90])
     return Latency(
         median_ms=float(p50), p10_ms=float(p10), p90_ms=float(p90), iqr_ms=float(p75 - p25),
-        blocks=len(times_ms), calls_per_block=int(measurement.number_per_run), batch=int(example.shape[0]),
-        method=method, env=environment(device, dtype, threads),
+        blocks=len(times_ms), calls_per_block=int(measurement.number_per_run), batch=batch, method=method, env=env,
     )
+
+
+def onnxruntime_latency(
+    path: str | os.PathLike[str],
+    example: torch.Tensor,
+    *,
+    threads: int | None = None,
+    warmup: int = 5,
+    min_run_time_s: float = 1.0,
+) -> Latency:
+    """ONNX Runtime CPU latency of the ONNX file ``path`` on ``example`` (its batch size), timed as
+    :func:`measure_latency` times PyTorch: ``threads`` intra-op threads (default: torch's setting)."""
+    from hpbench.export import onnxruntime_session, run_onnx
+
+    logging.getLogger("torch.utils.cpp_extension").setLevel(logging.ERROR)
+    from torch.utils import benchmark
+
+    threads = threads or torch.get_num_threads()
+    session = onnxruntime_session(path, threads=threads)  # a clear error when onnxruntime is missing
+    import onnxruntime
+    inputs = example.detach().cpu().float()
+
+    def step() -> np.ndarray:
+        return run_onnx(session, inputs)
+
+    for _ in range(warmup):
+        step()
+    timer = benchmark.Timer(stmt="step()", globals={"step": step}, num_threads=threads)
+    measurement = timer.blocked_autorange(min_run_time=min_run_time_s)
+    method = f"onnxruntime {onnxruntime.__version__} CPUExecutionProvider, blocked_autorange"
+    return _latency(measurement, batch=int(example.shape[0]), method=method,
+                    env=environment(torch.device("cpu"), torch.float32, threads))
 
 
 def interleaved_latency(
@@ -382,6 +426,8 @@ class ModelProfile:
     macs: MacCounts
     latency: dict[str, list[Latency]]
     throughput: dict[str, Latency]
+    onnx_max_abs_diff: float | None = None
+    notes: tuple[str, ...] = ()
 
 
 def profile_models(
@@ -395,12 +441,15 @@ def profile_models(
     rounds: int = 3,
     min_run_time_s: float = 1.0,
     fvcore: bool = True,
+    onnxruntime: bool = False,
     progress: Callable[[str], None] | None = None,
 ) -> list[ModelProfile]:
     """Profile registered models at their card's input shape for ``dataset``'s joints.
 
     Latency at ``batch`` is timed in ``rounds`` interleaved rounds per device;
-    throughput once at ``throughput_batch`` (0 skips it).
+    throughput once at ``throughput_batch`` (0 skips it). ``onnxruntime``: also
+    time each model's ONNX export on ONNX Runtime's CPU provider (latency key
+    ``ONNXRUNTIME``), or leave a note why not.
     """
     from hpbench.cards import CardError, load_card
     from hpbench.registry import create_model
@@ -429,6 +478,7 @@ def profile_models(
             "macs": count_macs(model, example, fvcore=fvcore),
             "latency": {},
             "throughput": {},
+            "notes": (),
         }
     for device in devices:
         if progress:
@@ -445,10 +495,54 @@ def profile_models(
                 profiles[name]["throughput"][device] = measure_latency(
                     model, torch.zeros(throughput_batch, *shape), **options
                 )
+    if onnxruntime:
+        _time_onnxruntime(built, profiles, batch=batch, threads=threads, rounds=rounds,
+                          min_run_time_s=min_run_time_s, progress=progress)
     return [
         ModelProfile(model=name, dataset=dataset, input_shape=built[name][1], **profiles[name])  # type: ignore[arg-type]
         for name in names
     ]
+
+
+def _time_onnxruntime(built: dict[str, tuple[nn.Module, tuple[int, ...], object]],
+                      profiles: dict[str, dict[str, object]], *, batch: int, threads: int | None, rounds: int,
+                      min_run_time_s: float, progress: Callable[[str], None] | None) -> None:
+    """Export each model to a temporary ONNX file and compare ONNX Runtime with PyTorch, then time
+    the files in interleaved rounds; a missing onnxruntime or a failed export leaves a note instead."""
+    import tempfile
+    from pathlib import Path
+
+    from hpbench.export import OnnxUnavailableError, check_onnx, example_input, export_onnx
+
+    with tempfile.TemporaryDirectory(prefix="hpbench-onnx-") as folder:
+        files: dict[str, tuple[Path, tuple[int, ...]]] = {}
+        for index, (name, (model, shape, _)) in enumerate(built.items()):
+            if progress:
+                progress(f"exporting {name} to ONNX")
+            try:
+                path = export_onnx(model, example_input(shape), Path(folder) / f"{index}.onnx")
+                # no tolerance here: a larger difference is reported beside the latency, not fatal
+                profiles[name]["onnx_max_abs_diff"] = check_onnx(model, path, example_input(shape, batch=batch),
+                                                                  atol=float("inf"))
+            except OnnxUnavailableError as error:
+                for entry in profiles.values():
+                    entry["notes"] += (f"onnxruntime latency skipped: {error}",)
+                return
+            except Exception as error:  # exporter, checker and ONNX Runtime raise many types
+                message = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+                profiles[name]["notes"] += (f"onnxruntime latency skipped: {message}",)
+                continue
+            files[name] = (path, shape)
+            if profiles[name]["onnx_max_abs_diff"] > ONNX_TOLERANCE:
+                profiles[name]["notes"] += (f"onnxruntime differs from PyTorch by "
+                                            f"{profiles[name]['onnx_max_abs_diff']:.2g} > {ONNX_TOLERANCE:g}",)
+        if progress and files:
+            progress("timing on onnxruntime-cpu")
+        for _ in range(rounds):
+            for name, (path, shape) in files.items():
+                latency = onnxruntime_latency(path, torch.zeros(batch, *shape), threads=threads,
+                                              min_run_time_s=min_run_time_s)
+                profiles[name]["latency"].setdefault(ONNXRUNTIME, []).append(latency)
 
 
 def profile_rows(profiles: Sequence[ModelProfile]):  # -> pandas.DataFrame
@@ -467,7 +561,7 @@ def profile_rows(profiles: Sequence[ModelProfile]):  # -> pandas.DataFrame
                 records.append({"metric": "macs", "value": value / 1e9, "unit": "GMAC", "counter": counter})
         for device, latencies in profile.latency.items():
             env = latencies[0].env
-            where = {"device": f"{env.device}: {env.device_name}", "dtype": env.dtype, "threads": env.threads,
+            where = {"device": f"{device}: {env.device_name}", "dtype": env.dtype, "threads": env.threads,
                      "torch": env.torch, "batch": latencies[0].batch, "counter": latencies[0].method}
             summary = summarize_rounds(latencies)
             records += [

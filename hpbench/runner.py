@@ -11,6 +11,7 @@ the test set is a real one and the handpose-eval folder is present.
 from __future__ import annotations
 
 import json
+import math
 import platform
 import subprocess
 import traceback
@@ -19,18 +20,21 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-__all__ = ["ModelRun", "RunConfig", "run", "run_model"]
+__all__ = ["ModelRun", "RunConfig", "config_data_root", "resolve_data_root", "run", "run_model", "schedule"]
 
 FLOOR_MODEL = "meanpose"
+QUICK_TEST_FRAMES = 200  # synthetic test split of a quick run: a 13 GMAC baseline scores it in CPU seconds
 
 
 @dataclass(frozen=True)
 class RunConfig:
     """One sweep: ``models`` on ``dataset`` (with the mean-pose floor unless ``floor`` is False).
 
-    ``epochs``/``max_steps``/``batch_size`` override every card's recipe (quick
-    runs); ``frames`` sizes the synthetic training set when the dataset is synthetic
-    and no ``data_root`` is given.
+    ``quick`` trains each model on its card's short schedule ([quick]: steps,
+    batch, learning rate; one cosine cycle) instead of its full recipe;
+    ``epochs``/``max_steps``/``batch_size`` override either. ``frames`` and
+    ``test_frames`` size the synthetic splits when the dataset is synthetic and no
+    ``data_root`` is given (test default: a quarter of ``frames``; ``QUICK_TEST_FRAMES`` when quick).
     """
 
     models: tuple[str, ...]
@@ -40,6 +44,8 @@ class RunConfig:
     max_steps: int | None = None
     batch_size: int | None = None
     frames: int = 2000
+    test_frames: int | None = None
+    quick: bool = False
     data_root: Path | None = None
     results_dir: Path = Path("results")
     reports_dir: Path = Path("reports")
@@ -83,17 +89,49 @@ def _environment(device: str) -> dict[str, Any]:
             "git_commit": _git_commit()}
 
 
-def _data_root(config: RunConfig, progress: bool) -> Path | None:
+def resolve_data_root(dataset: str, data_root: Path | None, *, frames: int = 2000, test_frames: int | None = None,
+                      seed: int = 0, progress: bool = False) -> Path | None:
+    """``data_root`` if given; for a synthetic dataset, its rendered root (made once, then reused);
+    else None, and the reader looks at the spec's environment variable and says what it expected."""
     from hpbench.data.specs import get_dataset
 
-    spec = get_dataset(config.dataset)
-    if config.data_root is not None:
-        return config.data_root
+    spec = get_dataset(dataset)
+    if data_root is not None:
+        return data_root
     if spec.name.startswith("synth"):
         from hpbench.data.synth import ensure_synthetic
 
-        return ensure_synthetic(spec.name, frames=config.frames, seed=config.seed, progress=progress)
-    return None  # the reader looks at the spec's environment variable and says what it expected
+        return ensure_synthetic(spec.name, frames=frames, test_frames=test_frames, seed=seed, progress=progress)
+    return None
+
+
+def config_data_root(config: RunConfig, *, progress: bool = False) -> Path | None:
+    """The data root of ``config``'s dataset (see :func:`resolve_data_root`); quick runs render
+    ``QUICK_TEST_FRAMES`` synthetic test frames unless ``test_frames`` says otherwise."""
+    test_frames = config.test_frames or (QUICK_TEST_FRAMES if config.quick else None)
+    return resolve_data_root(config.dataset, config.data_root, frames=config.frames, test_frames=test_frames,
+                             seed=config.seed, progress=progress)
+
+
+def schedule(card: Any, config: RunConfig, train_frames: int) -> tuple[Any, int | None]:
+    """The recipe and step limit ``card``'s model trains with under ``config``.
+
+    Full: the card's recipe. Quick: its [quick] batch, learning rate and augmentation switch, as many
+    epochs as the quick steps need, stopped at those steps (the cosine cycle spans
+    them). ``config``'s epochs, batch size and max steps override both.
+    """
+    from hpbench.train import recipe_from_card, with_overrides
+
+    recipe = recipe_from_card(card.recipe)
+    max_steps = config.max_steps
+    if config.quick:
+        quick = card.quick
+        batch = config.batch_size or quick.batch_size
+        steps = config.max_steps or quick.steps
+        recipe = with_overrides(recipe, batch_size=batch, lr=quick.lr, augment=quick.augment and recipe.augment,
+                                epochs=config.epochs or max(1, math.ceil(steps * batch / max(train_frames, 1))))
+        return recipe, steps
+    return with_overrides(recipe, epochs=config.epochs, batch_size=config.batch_size), max_steps
 
 
 def run_model(name: str, config: RunConfig, *, data_root: Path | None, progress: bool = True,
@@ -101,38 +139,39 @@ def run_model(name: str, config: RunConfig, *, data_root: Path | None, progress:
     """Train, evaluate and profile one model; its files go to ``results/<dataset>/<name>-s<seed>/``."""
     import torch
 
+    from hpbench import distributed
     from hpbench.cards import load_card
-    from hpbench.data.cache import CropDataset, CropSettings, open_crop_cache
+    from hpbench.data.cache import CropDataset, open_crop_cache
     from hpbench.data.crop import Augmentation
-    from hpbench.evaluate import evaluate
-    from hpbench.registry import create_model
+    from hpbench.evaluate import crop_settings, evaluate
+    from hpbench.registry import create_model, models
     from hpbench.results import write_results
-    from hpbench.train import recipe_from_card, train, with_overrides
-
-    from hpbench.registry import models
+    from hpbench.train import train
 
     run_dir = config.results_dir / config.dataset / f"{name}-s{config.seed}"
     models.get(name)  # an unknown name fails here with close matches, before any work
     card = load_card(name)
-    recipe = with_overrides(recipe_from_card(card.recipe), epochs=config.epochs, batch_size=config.batch_size)
-    size = card.input_shape[-1]
-    cube = card.recipe.get("cube_mm")
-    settings = CropSettings(size_px=size, cube_mm=None if cube is None else float(cube))
+    settings = crop_settings(card)
+    with distributed.main_first():  # under torchrun rank 0 builds the caches, the others open them
+        train_cache = open_crop_cache(config.dataset, "train", settings, data_root=data_root, progress=progress)
+        test_cache = open_crop_cache(config.dataset, "test", settings, data_root=data_root, progress=progress)
+    recipe, max_steps = schedule(card, config, len(train_cache))
     run_dir.mkdir(parents=True, exist_ok=True)
-    (run_dir / "config.json").write_text(json.dumps(
-        {"model": name, "dataset": config.dataset, "seed": config.seed, "recipe": asdict(recipe),
-         "crop": asdict(settings), "max_steps": config.max_steps, "data_root": str(data_root or ""),
-         "evaluated_checkpoint": "final (no test-set checkpoint selection)"}, indent=1))
+    main = distributed.is_main()  # under torchrun every rank trains; rank 0 alone writes, evaluates, profiles
     environment = _environment(config.device)
-    (run_dir / "environment.json").write_text(json.dumps(environment, indent=1))
+    if main:
+        (run_dir / "config.json").write_text(json.dumps(
+            {"model": name, "dataset": config.dataset, "seed": config.seed, "recipe": asdict(recipe),
+             "crop": asdict(settings), "max_steps": max_steps, "quick": config.quick,
+             "data_root": str(data_root or ""), "evaluated_checkpoint": "final (no test-set checkpoint selection)",
+             "world_size": distributed.world_size()}, indent=1))
+        (run_dir / "environment.json").write_text(json.dumps(environment, indent=1))
 
-    train_cache = open_crop_cache(config.dataset, "train", settings, data_root=data_root, progress=progress)
-    test_cache = open_crop_cache(config.dataset, "test", settings, data_root=data_root, progress=progress)
     torch.manual_seed(config.seed)
     model = create_model(name, num_joints=train_cache.joints.shape[1])
     augmentation = Augmentation() if recipe.augment else None
     log_path = run_dir / "log.jsonl"
-    if not config.resume and log_path.exists():
+    if main and not config.resume and log_path.exists():
         log_path.unlink()
 
     def log(record: dict[str, Any]) -> None:
@@ -141,10 +180,12 @@ def run_model(name: str, config: RunConfig, *, data_root: Path | None, progress:
         echo(f"{name}: epoch {record['epoch']} loss {record['loss']:.4f} ({record['seconds']:.1f} s)")
 
     result = train(model, CropDataset(train_cache, augmentation=augmentation, seed=config.seed), recipe,
-                   checkpoint_dir=run_dir / "checkpoints", seed=config.seed, max_steps=config.max_steps,
+                   checkpoint_dir=run_dir / "checkpoints", seed=config.seed, max_steps=max_steps,
                    device=config.device, workers=config.workers, resume=config.resume, progress=progress, log=log)
+    if not main:
+        return ModelRun(model=name, run_dir=run_dir, notes=(f"rank {distributed.rank()}: trained; rank 0 evaluates",))
     score = evaluate(model, test_cache, method=name, predictions_path=run_dir / "predictions.txt",
-                     device=config.device)
+                     device=config.device, progress=progress)
     provenance = {"device": f"{environment['device']}: {environment['device_name']}", "torch": environment["torch"],
                   "hpbench": environment["hpbench"], "git_commit": environment["git_commit"], "seed": config.seed}
     rows = score.rows()
@@ -176,7 +217,7 @@ def run(config: RunConfig, *, progress: bool = True, echo: Callable[[str], None]
     names = list(dict.fromkeys(config.models))
     if config.floor and FLOOR_MODEL not in names:
         names.append(FLOOR_MODEL)
-    data_root = _data_root(config, progress)
+    data_root = config_data_root(config, progress=progress)
     runs = []
     for name in names:
         try:

@@ -410,10 +410,15 @@ def collect_results(
 ):  # -> tuple[pandas.DataFrame, list[str]]
     """Result rows from prediction files (*.txt, scored here) and results files (*.csv).
 
-    Folders are searched recursively. Returns the rows and one line per refused
+    Folders are searched recursively; in an ``hpbench run`` directory (one with a
+    config.json) only the result files count: its predictions are already scored in
+    its metrics.csv; and an error.txt (a failed run's traceback) is no prediction file. Returns the rows and one line per refused
     file. A method found twice for one dataset is kept once (the first) and the
     other is listed as refused. Rows of one method with different splits (test
-    errors, profile costs) are complementary and all kept.
+    errors, profile costs) are complementary and all kept, and so are rows with
+    different seeds (runs of a sweep: the report aggregates them as mean +- std);
+    rows with a seed and rows without one for the same method and split cannot be
+    aggregated, and the later ones are refused.
     """
     import pandas as pd
 
@@ -422,7 +427,9 @@ def collect_results(
     files: list[Path] = []
     for path in paths:
         if path.is_dir():
-            files += sorted(p for p in path.rglob("*") if p.suffix in (".txt", ".csv") and p.is_file())
+            files += sorted(p for p in path.rglob("*") if p.suffix in (".txt", ".csv") and p.is_file()
+                            and p.name != "error.txt"
+                            and not (p.suffix == ".txt" and (p.parent / "config.json").is_file()))
         elif path.is_file():
             files.append(path)
         else:
@@ -434,7 +441,7 @@ def collect_results(
     else:
         files_iter = files
     frames, refused, truths = [], [], {}
-    seen: dict[tuple[str, str, str], Path] = {}
+    seen: dict[tuple[str, str, str], dict[str, Path]] = {}  # (model, dataset, split) -> seed ("": none) -> file
     for path in files_iter:
         try:
             if path.suffix == ".csv":
@@ -447,13 +454,21 @@ def collect_results(
         except (PredictionFileError, ValueError) as error:
             refused.append(str(error))
             continue
-        for key in sorted(set(zip(rows["model"], rows["dataset"], rows["split"], strict=True))):
-            if key in seen:
-                refused.append(f"{path}: {key[0]} on {key[1]} ({key[2] or 'no split'}) already comes from "
-                               f"{seen[key]}; kept that one")
-                rows = rows[(rows["model"] != key[0]) | (rows["dataset"] != key[1]) | (rows["split"] != key[2])]
+        seeds = rows["seed"].astype("string").fillna("")
+        for model, name, split, seed in sorted(set(zip(rows["model"], rows["dataset"], rows["split"], seeds,
+                                                       strict=True))):
+            known = seen.setdefault((model, name, split), {})
+            # the same seed twice is a duplicate; a seeded and an unseeded result cannot be averaged together
+            clash = seed in known or (bool(known) and (seed == "" or "" in known))
+            if clash:
+                first = known.get(seed, next(iter(known.values())))
+                refused.append(f"{path}: {model} on {name} ({split or 'no split'}{f', seed {seed}' if seed else ''}) "
+                               f"already comes from {first}; kept that one")
+                drop = ((rows["model"] == model) & (rows["dataset"] == name) & (rows["split"] == split)
+                        & (seeds == seed))
+                rows, seeds = rows[~drop], seeds[~drop]
             else:
-                seen[key] = path
+                known[seed] = path
         frames.append(rows)
     if not frames:
         return read_results([]), refused

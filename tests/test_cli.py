@@ -58,3 +58,15 @@ def test_bad_option_values_fail_cleanly(tmp_path):
     assert result.exit_code == 1 and "unknown dataset 'nyux'; did you mean nyu" in result.output
     result = runner.invoke(app, ["eval", str(path), "--coords", "polar"])
     assert result.exit_code == 2
+
+
+def test_eval_model_errors_are_one_line(tmp_path):
+    result = runner.invoke(app, ["eval", "--model", "tinycnn"])
+    assert result.exit_code == 2 and "--model needs --dataset" in result.output
+    result = runner.invoke(app, ["eval"])
+    assert result.exit_code == 2 and "give prediction files, or --model" in result.output
+    result = runner.invoke(app, ["eval", "--model", "tinycnn", "--dataset", "synth", "--data-root", str(tmp_path)])
+    assert result.exit_code == 2 and "ships no checkpoint for 'synth'" in result.output
+    result = runner.invoke(app, ["eval", "--model", "tinycnn", "--dataset", "nyu", "--checkpoint",
+                                 str(tmp_path / "missing.safetensors"), "--data-root", str(tmp_path)])
+    assert result.exit_code == 2 and "missing.safetensors does not exist" in result.output

@@ -105,3 +105,22 @@ def test_run_trains_evaluates_profiles_and_reports(synth_root, tmp_path, monkeyp
     rescored = score_file(tiny.run_dir / "predictions.txt", gt)
     assert rescored.mean_error_mm == pytest.approx(mean, abs=1e-3)
     np.testing.assert_array_equal(rescored.frame_indices, np.arange(len(cache.files)))
+    # the results folder as a whole reports the same rows: run directories' predictions and errors are skipped
+    from hpbench.scoring import collect_results
+
+    collected, refused = collect_results([tmp_path / "results"], dataset="synth")
+    assert refused == [] and set(collected["model"]) == {"tinycnn", "meanpose"}
+    assert collected.loc[(collected["model"] == "tinycnn") & (collected["metric"] == "mean_error"),
+                         "value"].item() == pytest.approx(mean)
+    # `hpbench eval --model` scores the final checkpoint to the same number
+    from typer.testing import CliRunner
+
+    from hpbench.cli import app
+
+    checkpoint = tiny.run_dir / "checkpoints/epoch0002.safetensors"
+    result = CliRunner().invoke(app, ["eval", "--model", "tinycnn", "--checkpoint", str(checkpoint), "--dataset",
+                                      "synth", "--data-root", str(synth_root), "--save", str(tmp_path / "scored")])
+    assert result.exit_code == 0, result.output
+    assert f"{mean:.3f}" in result.output
+    saved = read_results([tmp_path / "scored/synth/tinycnn.csv"])
+    assert saved.loc[saved["metric"] == "mean_error", "value"].item() == pytest.approx(mean)

@@ -263,15 +263,17 @@ def ensure_synthetic(
     """A synthetic dataset root ready for the readers: reused when its marker matches (format,
     frame counts, seed), rendered otherwise (never into a non-empty folder without a marker).
 
-    ``root`` defaults to ``$<spec.root_env>`` or ``~/.cache/hpbench/<dataset>-<frames>-s<seed>``.
+    ``root`` defaults to ``$<spec.root_env>`` or
+    ``~/.cache/hpbench/<dataset>-<frames>-<test frames>-s<seed>``.
     """
     spec = get_dataset(dataset)
+    wanted_test = test_frames or max(1, frames // 4)
     if root is None:
         env = os.environ.get(spec.root_env or "")
-        root = Path(env) if env else Path.home() / ".cache" / "hpbench" / f"{spec.name}-{frames}-s{seed}"
+        cached = Path.home() / ".cache" / "hpbench" / f"{spec.name}-{frames}-{wanted_test}-s{seed}"
+        root = Path(env) if env else cached
     root = Path(root)
     marker = root / MARKER
-    wanted_test = test_frames or max(1, frames // 4)
     if marker.is_file():
         meta = json.loads(marker.read_text())
         assert spec.layout is not None

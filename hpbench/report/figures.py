@@ -13,6 +13,9 @@ spread and interleaved, and line styles and markers cycle with other periods;
 the legend sits outside the axes, in more columns and a larger figure as methods
 are added. Files carry no dates or version stamps, so the same rows give
 byte-identical PDFs and PNGs.
+
+Several seeds of one method (a sweep) draw as one line or bar at their mean, the
+curve with a light band of +- one sample standard deviation; one seed draws as before.
 """
 
 from __future__ import annotations
@@ -25,7 +28,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
-from hpbench.report.tables import metric_values
+from hpbench.report.tables import seed_statistics
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -100,7 +103,7 @@ def _ordered(models: Sequence[str], order: Sequence[str] | None) -> list[str]:
 
 def _default_order(rows: pd.DataFrame) -> list[str]:
     """Models by mean error ascending (the table's order), then those without one."""
-    mean = metric_values(rows, "mean_error", unit="mm").sort_values(kind="mergesort")
+    mean = seed_statistics(rows, "mean_error", unit="mm")["mean"].sort_values(kind="mergesort")
     return list(mean.index) + [model for model in dict.fromkeys(rows["model"]) if model not in mean.index]
 
 
@@ -127,11 +130,13 @@ def _add_legend(figure: Figure, handles: list[Any], labels: list[str], columns: 
 def success_rate_figure(results: pd.DataFrame, *, dataset: str, order: Sequence[str] | None = None) -> Figure:
     """Max-joint success rate (%) over thresholds 0..80 mm, one line per method of ``dataset``.
 
-    ``order`` gives the legend order (default: mean error ascending).
+    ``order`` gives the legend order (default: mean error ascending). A method
+    with several seeds is drawn at the mean over seeds, within a +- std band.
     """
     rows = results[results["dataset"] == dataset]
-    curves = metric_values(rows, "success_rate_max", unit="fraction", by=("model", "threshold_mm"))
-    curves = curves.unstack("threshold_mm")
+    stats = seed_statistics(rows, "success_rate_max", unit="fraction", by=("model", "threshold_mm"))
+    curves = stats["mean"].unstack("threshold_mm")
+    spreads = stats["std"].unstack("threshold_mm").reindex_like(curves)
     if curves.empty:
         raise ValueError(f"no success_rate_max rows for dataset {dataset!r}")
     models = _ordered(list(curves.index), order if order is not None else _default_order(rows))
@@ -148,6 +153,11 @@ def success_rate_figure(results: pd.DataFrame, *, dataset: str, order: Sequence[
                 markevery=(index % markevery, markevery), **style,  # staggered: markers of lines don't pile up
             )
             handles.append(line)
+            spread = 100.0 * spreads.loc[model].to_numpy(dtype=float)
+            if np.isfinite(spread).any():  # several seeds
+                mean = 100.0 * curves.loc[model].to_numpy(dtype=float)
+                axes.fill_between(thresholds, np.clip(mean - spread, 0.0, 100.0), np.clip(mean + spread, 0.0, 100.0),
+                                  color=style["color"], alpha=0.15, linewidth=0)
         axes.set_xlim(thresholds.min(), thresholds.max())
         axes.set_ylim(0.0, 100.0)
         axes.set_xlabel("Maximum allowed distance to ground truth (mm)")
@@ -159,13 +169,14 @@ def success_rate_figure(results: pd.DataFrame, *, dataset: str, order: Sequence[
 def joint_error_figure(results: pd.DataFrame, *, dataset: str, order: Sequence[str] | None = None) -> Figure:
     """Mean error (mm) of every joint, grouped bars with one colour per method of ``dataset``.
 
-    Joints keep the order of the rows (the dataset spec's order).
+    Joints keep the order of the rows (the dataset spec's order); several seeds of a
+    method give one bar per joint at their mean.
     """
     from matplotlib.collections import PolyCollection
     from matplotlib.patches import Rectangle
 
     rows = results[results["dataset"] == dataset]
-    errors = metric_values(rows, "joint_error", unit="mm", by=("model", "joint"))
+    errors = seed_statistics(rows, "joint_error", unit="mm", by=("model", "joint"))["mean"]
     if errors.empty:
         raise ValueError(f"no joint_error rows for dataset {dataset!r}")
     joints = list(dict.fromkeys(errors.index.get_level_values("joint")))

@@ -5,6 +5,12 @@ the unit of every column in its header ("Mean error (mm)", "SR@20mm (%)", ...).
 The frame holds unrounded numbers; rounding and bolding of the best value of a
 column happen only when rendering, with the precision read off the header's unit,
 so a table edited or filtered by a user renders the same way.
+
+Several seeds of one method (a sweep) make one table row: the mean over seeds in
+each error column, its sample standard deviation in a companion column named
+with "std" before the unit ("Mean error std (mm)"), and the number of seeds in a
+"Seeds" column. LaTeX and Markdown fold each companion into its column as
+"mean +- std"; the CSV keeps both, unrounded.
 """
 
 from __future__ import annotations
@@ -22,6 +28,8 @@ __all__ = [
     "latex_table",
     "markdown_table",
     "metric_values",
+    "seed_statistics",
+    "std_header",
     "summary_table",
 ]
 
@@ -68,13 +76,8 @@ def column_rule(header: str) -> tuple[int, str] | None:
     return None
 
 
-def metric_values(
-    rows: pd.DataFrame, metric: str, *, unit: str, by: Sequence[str] = ("model",), threshold_mm: float | None = None
-) -> pd.Series:
-    """Values of ``metric`` (checked to be in ``unit``) indexed by ``by``; duplicates are an error.
-
-    ``threshold_mm`` selects one point of a curve. The index keeps the rows' order.
-    """
+def _selected(rows: pd.DataFrame, metric: str, unit: str, threshold_mm: float | None) -> pd.DataFrame:
+    """Rows of ``metric`` (at ``threshold_mm`` when given), checked to be in ``unit``."""
     selected = rows[rows["metric"] == metric]
     if threshold_mm is not None:
         selected = selected[np.isclose(selected["threshold_mm"].to_numpy(dtype=float), threshold_mm)]
@@ -84,17 +87,77 @@ def metric_values(
         raise ValueError(
             f"{metric} of {first['model']} on {first['dataset']} is in {first['unit']!r}, expected {unit!r}"
         )
-    by = list(by)
-    duplicated = selected.duplicated(by, keep=False)
+    return selected
+
+
+def _refuse_duplicates(selected: pd.DataFrame, metric: str, by: list[str], *, seeds: bool = False) -> None:
+    keys = by + (["seed"] if seeds else [])
+    duplicated = selected.duplicated(keys, keep=False)
     if duplicated.any():
         first = selected[duplicated].iloc[0]
         key = ", ".join(f"{column}={first[column]}" for column in by)
+        if seeds:
+            key += f" (seed {first['seed']})" if not pd.isna(first["seed"]) else " (no seed)"
         raise ValueError(
             f"several {metric} rows for {key} on dataset {first['dataset']!r} "
             f"(splits: {sorted(set(selected[duplicated]['split']))}); keep one result per method before reporting"
         )
+
+
+def metric_values(
+    rows: pd.DataFrame, metric: str, *, unit: str, by: Sequence[str] = ("model",), threshold_mm: float | None = None
+) -> pd.Series:
+    """Values of ``metric`` (checked to be in ``unit``) indexed by ``by``; duplicates are an error.
+
+    ``threshold_mm`` selects one point of a curve. The index keeps the rows' order.
+    """
+    selected = _selected(rows, metric, unit, threshold_mm)
+    by = list(by)
+    _refuse_duplicates(selected, metric, by)
     index = pd.MultiIndex.from_frame(selected[by]) if len(by) > 1 else pd.Index(selected[by[0]], name=by[0])
     return pd.Series(selected["value"].to_numpy(dtype=float), index=index, name=metric)
+
+
+def seed_statistics(
+    rows: pd.DataFrame, metric: str, *, unit: str, by: Sequence[str] = ("model",), threshold_mm: float | None = None
+) -> pd.DataFrame:
+    """Mean, sample standard deviation (ddof 1) and count over the seeds of ``metric``, indexed by ``by``.
+
+    Columns ``mean``, ``std`` (NaN for a single seed) and ``seeds``. A group with
+    one row is its value unchanged; two rows of one group with the same seed (or
+    both without one) are an error, as in :func:`metric_values`. The index keeps
+    the rows' order.
+    """
+    selected = _selected(rows, metric, unit, threshold_mm)
+    by = list(by)
+    _refuse_duplicates(selected, metric, by, seeds=True)
+    grouped = selected.groupby(by, sort=False)["value"]
+    stats = pd.DataFrame({"mean": grouped.mean(), "std": grouped.std(ddof=1), "seeds": grouped.count()})
+    if len(by) == 1:  # a plain index named like metric_values's, whatever groupby made of a one-key list
+        stats.index = pd.Index(stats.index.get_level_values(0), name=by[0])
+    return stats.astype({"mean": float, "std": float, "seeds": int})
+
+
+_STD = " std ("
+
+
+def std_header(header: str) -> str:
+    """Header of the standard-deviation companion of a numeric column: "Mean error (mm)" -> "Mean error std (mm)"."""
+    stem, _, unit = header.rpartition(" (")
+    return f"{stem}{_STD}{unit}"
+
+
+def _fold_std(table: pd.DataFrame) -> tuple[pd.DataFrame, dict[str, pd.Series]]:
+    """(table without its std companions, header -> its companion's values) for rendering "mean +- std"."""
+    companions = {header: table[std_header(str(header))] for header in table.columns
+                  if _STD not in str(header) and column_rule(str(header)) and std_header(str(header)) in table.columns}
+    dropped = [std_header(str(header)) for header in companions]
+    return table.drop(columns=dropped), companions
+
+
+def _with_std(value: float, std: float, decimals: int, pm: str) -> str:
+    text = f"{value:.{decimals}f}"
+    return text if pd.isna(std) else f"{text}{pm}{std:.{decimals}f}"
 
 
 def _frames_texts(rows: pd.DataFrame) -> dict[str, str]:
@@ -158,6 +221,9 @@ def summary_table(results: pd.DataFrame, *, dataset: str) -> pd.DataFrame:
     Columns: Method, Mean error (mm), SR@20mm (%), SR@40mm (%) (max-joint success
     rate), AUC 0-80mm (%) (of that curve), Frames, then cost columns when cost rows
     exist: Params (M), MACs <counter> (G), Latency (ms). Missing numbers are NaN.
+    When a method has several seeds, its error columns hold the mean over seeds,
+    each followed by its sample standard deviation (:func:`std_header`; NaN for a
+    single seed), and a Seeds column after Frames counts them.
     """
     rows = results[results["dataset"] == dataset]
     if rows.empty:
@@ -166,26 +232,41 @@ def summary_table(results: pd.DataFrame, *, dataset: str) -> pd.DataFrame:
             f"no results rows for dataset {dataset!r}; datasets present: {', '.join(present) or 'none'}"
         )
     models = list(dict.fromkeys(rows["model"]))
-    columns: dict[str, pd.Series] = {"Mean error (mm)": metric_values(rows, "mean_error", unit="mm")}
+    errors: dict[str, tuple[pd.DataFrame, float]] = {
+        "Mean error (mm)": (seed_statistics(rows, "mean_error", unit="mm"), 1.0)
+    }
     for threshold in SR_THRESHOLDS_MM:
-        curve = metric_values(rows, "success_rate_max", unit="fraction", threshold_mm=threshold)
-        columns[f"SR@{threshold:g}mm (%)"] = 100.0 * curve
-    columns["AUC 0-80mm (%)"] = 100.0 * metric_values(rows, "auc_max", unit="fraction")
+        curve = seed_statistics(rows, "success_rate_max", unit="fraction", threshold_mm=threshold)
+        errors[f"SR@{threshold:g}mm (%)"] = (curve, 100.0)
+    errors["AUC 0-80mm (%)"] = (seed_statistics(rows, "auc_max", unit="fraction"), 100.0)
+    several = any((stats["seeds"] > 1).any() for stats, _ in errors.values())
+    columns: dict[str, pd.Series] = {}
+    for header, (stats, scale) in errors.items():
+        columns[header] = scale * stats["mean"]
+        if several:
+            columns[std_header(header)] = scale * stats["std"]
     columns["Frames"] = pd.Series(_frames_texts(rows), dtype=object)
+    if several:
+        counts = errors["Mean error (mm)"][0]["seeds"]
+        columns["Seeds"] = pd.Series({model: str(count) for model, count in counts.items()}, dtype=object)
     columns.update(_cost_columns(results, dataset, models))
     table = pd.DataFrame({"Method": models})
     for header, values in columns.items():
-        table[header] = values.reindex(models).to_numpy()
+        values = values.reindex(models)
+        table[header] = values.fillna("").to_numpy() if header == "Seeds" else values.to_numpy()
     table = table.sort_values(["Mean error (mm)", "Method"], na_position="last", kind="mergesort")
     return table.reset_index(drop=True)
 
 
 def best_cells(table: pd.DataFrame) -> pd.DataFrame:
-    """Boolean frame: True where a cell holds its column's best value at display precision (ties all win)."""
+    """Boolean frame: True where a cell holds its column's best value at display precision (ties all win).
+
+    Standard-deviation companions (:func:`std_header`) are never best: the mean decides.
+    """
     best = pd.DataFrame(False, index=table.index, columns=table.columns)
     for header in table.columns:
         rule = column_rule(str(header))
-        if rule is None:
+        if rule is None or _STD in str(header):
             continue
         decimals, better = rule
         shown = pd.to_numeric(table[header], errors="coerce").round(decimals)
@@ -215,17 +296,23 @@ def latex_table(table: pd.DataFrame, *, dataset: str) -> str:
     """A booktabs tabular of a summary table (best values bold), ready to ``\\input``.
 
     Built with pandas' Styler; text and headers are LaTeX-escaped (``_``, ``&``,
-    ``%``...). Needs ``\\usepackage{booktabs}`` in the including document.
+    ``%``...). Needs ``\\usepackage{booktabs}`` in the including document. A
+    column with a std companion shows "mean $\\pm$ std".
     """
     from hpbench import __version__
 
-    table = table.reset_index(drop=True)
+    table, stds = _fold_std(table.reset_index(drop=True))
     rules = {header: column_rule(str(header)) for header in table.columns}
+    bold = best_cells(table)
     # text columns escaped by latex_escape: pandas' escape="latex" leaves |, < and > (wrong glyphs in OT1)
     formatters = {
         header: latex_escape if rule is None else _formatter(rule[0]) for header, rule in rules.items()
     }
-    bold = best_cells(table)
+    for header, std in stds.items():
+        decimals = rules[header][0]  # type: ignore[index]
+        table[header] = [None if pd.isna(value) else _with_std(value, deviation, decimals, r" $\pm$ ")
+                         for value, deviation in zip(table[header], std, strict=True)]
+        formatters[header] = str
     css = pd.DataFrame(np.where(bold.to_numpy(), "textbf: --rwrap;", ""), index=table.index, columns=table.columns)
     styler = (
         table.style.hide(axis="index")
@@ -239,6 +326,8 @@ def latex_table(table: pd.DataFrame, *, dataset: str) -> str:
         f"% Generated by hpbench {__version__} from results rows: dataset {dataset}, {len(table)} methods.\n"
         "% A tabular only: \\input it inside a table environment; needs \\usepackage{booktabs}.\n"
     )
+    if stds:
+        comment += "% mean $\\pm$ sample standard deviation over seeds (the Seeds column counts them).\n"
     return comment + body
 
 
@@ -250,8 +339,11 @@ def _markdown_escape(text: str) -> str:
 
 
 def markdown_table(table: pd.DataFrame) -> str:
-    """A pipe table of a summary table: numbers right-aligned and rounded, best values in **bold**."""
-    table = table.reset_index(drop=True)
+    """A pipe table of a summary table: numbers right-aligned and rounded, best values in **bold**.
+
+    A column with a std companion shows "mean ± std", and a note under the table says so.
+    """
+    table, stds = _fold_std(table.reset_index(drop=True))
     bold = best_cells(table)
     rules = [column_rule(str(header)) for header in table.columns]
     header = [_markdown_escape(str(name)) for name in table.columns]
@@ -264,6 +356,8 @@ def markdown_table(table: pd.DataFrame) -> str:
                 text = _markdown_escape("" if pd.isna(value) else str(value))
             elif pd.isna(value):
                 text = "-"
+            elif table.columns[column_index] in stds:
+                text = _with_std(value, stds[table.columns[column_index]].iat[row_index], rule[0], " ± ")
             else:
                 text = f"{value:.{rule[0]}f}"
             if bold.iat[row_index, column_index]:
@@ -278,4 +372,5 @@ def markdown_table(table: pd.DataFrame) -> str:
 
     dashes = ("-" * (w + 1) + ":" if rule else ":" + "-" * (w + 1) for w, rule in zip(widths, rules, strict=True))
     separator = "|" + "|".join(dashes) + "|"
-    return "\n".join([line(header), separator, *(line(cells) for cells in body)]) + "\n"
+    note = ["", "Mean ± sample standard deviation over seeds (Seeds: how many)."] if stds else []
+    return "\n".join([line(header), separator, *(line(cells) for cells in body), *note]) + "\n"
