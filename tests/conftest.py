@@ -6,6 +6,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
 from hpbench.data.specs import get_dataset
 from hpbench.scoring import GroundTruth, find_eval_dir
@@ -18,6 +19,16 @@ def eval_dir() -> Path:
     if path is None:
         pytest.skip("handpose-eval folder not found (set HPBENCH_EVAL_DIR)")
     return path
+
+
+@pytest.fixture()
+def one_thread():
+    """One intra-op thread for the test: on the shared 2-core machine two threads of one training
+    step stall each other (measured 5-25x slower for the baselines' small-crop training tests)."""
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)
 
 
 @pytest.fixture()

@@ -35,13 +35,7 @@ from hpbench.results import read_results  # noqa: E402
 TOLERANCE = 1e-4  # the issue's bar: crop px and normalized depth
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """One intra-op thread: on the shared 2-core machine two threads stall each other."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
+pytestmark = pytest.mark.usefixtures("one_thread")  # see conftest.py
 
 
 @pytest.fixture(scope="module", params=["ours", "trinet"])

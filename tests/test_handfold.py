@@ -31,13 +31,7 @@ EXACT_MACS_J16 = 1.074e9
 SIZE = 128
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """One intra-op thread: on the shared 2-core machine two threads stall each other (5-25x slower)."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
+pytestmark = pytest.mark.usefixtures("one_thread")  # see conftest.py
 
 
 def _sphere_crops(centres: torch.Tensor, radii: torch.Tensor, size: int) -> torch.Tensor:

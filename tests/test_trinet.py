@@ -10,16 +10,9 @@ from hpbench.models.layers import pixel_centres, soft_argmax
 from hpbench.models.trinet import PreActBottleneck, TriHornNet
 from hpbench.profile import count_parameters, exact_macs, thop_macs
 
+pytestmark = pytest.mark.usefixtures("one_thread")  # see conftest.py
+
 # design/baselines.md, measured on the original code: J -> (params, thop GMAC)
-@pytest.fixture(autouse=True)
-def one_thread():
-    """One intra-op thread: on the shared 2-core machine two threads stall each other (5-25x slower)."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
-
-
 PUBLISHED = {14: (7_808_967, 13.431e9), 16: (7_810_001, 13.435e9)}
 CONV_LINEAR_MACS_J14 = 13.294e9
 

@@ -16,13 +16,7 @@ PUBLISHED = {14: (3_410_222, 38.434e9), 16: (3_410_288, 38.440e9)}
 EXACT_MACS_J14 = 36.380e9
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """One intra-op thread: on the shared 2-core machine two threads stall each other (5-25x slower)."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
+pytestmark = pytest.mark.usefixtures("one_thread")  # see conftest.py
 
 
 @pytest.mark.parametrize("num_joints", [14, 16])
