@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import numpy as np
@@ -10,6 +11,12 @@ import torch
 
 from hpbench.data.specs import get_dataset
 from hpbench.scoring import GroundTruth, find_eval_dir
+
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    # Under pytest-xdist (`-n 2`, see pyproject) each worker gets one of the cores: torch's default of
+    # one thread per core would put two threads on each core, which stalls both (the suite took
+    # longer on 2 workers x 2 threads than serially).
+    torch.set_num_threads(1)
 
 
 @pytest.fixture(scope="session")
