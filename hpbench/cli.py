@@ -103,6 +103,8 @@ ReportsOption = Annotated[Path, typer.Option(help="Folder of reports.")]
 DeviceOption = Annotated[str, typer.Option(help="cpu or cuda.")]
 ThreadsOption = Annotated[Optional[int], typer.Option(min=1, help="CPU threads (per process or job).")]
 FloorOption = Annotated[bool, typer.Option("--floor/--no-floor", help="Also train the mean-pose floor.")]
+CompileOption = Annotated[bool, typer.Option(
+    "--compile", help="Run the model through torch.compile (the first steps pay the compilation).")]
 
 
 def _parse_models(text: str) -> tuple[str, ...]:
@@ -481,6 +483,7 @@ def run_command(
     device: DeviceOption = "cpu",
     threads: ThreadsOption = None,
     resume: Annotated[bool, typer.Option("--resume", help="Continue interrupted runs from their last checkpoint.")] = False,
+    compile: CompileOption = False,
     profile: Annotated[bool, typer.Option("--profile/--no-profile", help="Profile each trained model.")] = True,
     floor: FloorOption = True,
     eval_dir: EvalDirOption = None,
@@ -492,7 +495,7 @@ def run_command(
     _check_device(device)
     config = RunConfig(models=names, dataset=dataset, seed=seed, epochs=epochs, max_steps=max_steps,
                        batch_size=batch_size, frames=frames, test_frames=test_frames, quick=quick, data_root=data_root,
-                       results_dir=results, reports_dir=reports, device=device, threads=threads, resume=resume, profile=profile,
+                       results_dir=results, reports_dir=reports, device=device, threads=threads, resume=resume, profile=profile, compile=compile,
                        floor=floor, eval_dir=eval_dir)
     console = _console()
     runs, written = run(config, echo=lambda text: console.print(text, markup=False))
@@ -524,6 +527,7 @@ def train_command(
     device: Annotated[str, typer.Option(help="cpu or cuda (under torchrun: one GPU per local rank, NCCL).")] = "cpu",
     threads: ThreadsOption = None,
     resume: Annotated[bool, typer.Option("--resume", help="Continue from the run's last checkpoint.")] = False,
+    compile: CompileOption = False,
     profile: Annotated[bool, typer.Option("--profile/--no-profile", help="Also profile the trained model.")] = False,
 ) -> None:
     """Train and evaluate one model into its run directory (the layout of `hpbench run`, no report).
@@ -544,7 +548,7 @@ def train_command(
         torch.set_num_threads(threads)
     config = RunConfig(models=(model,), dataset=dataset, seed=seed, epochs=epochs, max_steps=max_steps,
                        batch_size=batch_size, frames=frames, test_frames=test_frames, quick=quick, data_root=data_root,
-                       results_dir=results, device=device, threads=threads, resume=resume, profile=profile, floor=False)
+                       results_dir=results, device=device, threads=threads, resume=resume, profile=profile, compile=compile, floor=False)
     console = _console()
     try:
         with distributed.process_group(device):

@@ -56,6 +56,7 @@ class RunConfig:
     profile: bool = True
     floor: bool = True
     eval_dir: Path | None = None
+    compile: bool = False
 
 
 @dataclass(frozen=True)
@@ -162,7 +163,7 @@ def run_model(name: str, config: RunConfig, *, data_root: Path | None, progress:
     if main:
         (run_dir / "config.json").write_text(json.dumps(
             {"model": name, "dataset": config.dataset, "seed": config.seed, "recipe": asdict(recipe),
-             "crop": asdict(settings), "max_steps": max_steps, "quick": config.quick,
+             "crop": asdict(settings), "max_steps": max_steps, "quick": config.quick, "compile": config.compile,
              "data_root": str(data_root or ""), "evaluated_checkpoint": "final (no test-set checkpoint selection)",
              "world_size": distributed.world_size()}, indent=1))
         (run_dir / "environment.json").write_text(json.dumps(environment, indent=1))
@@ -181,7 +182,8 @@ def run_model(name: str, config: RunConfig, *, data_root: Path | None, progress:
 
     result = train(model, CropDataset(train_cache, augmentation=augmentation, seed=config.seed), recipe,
                    checkpoint_dir=run_dir / "checkpoints", seed=config.seed, max_steps=max_steps,
-                   device=config.device, workers=config.workers, resume=config.resume, progress=progress, log=log)
+                   device=config.device, workers=config.workers, resume=config.resume, progress=progress, log=log,
+                   compile=config.compile)
     if not main:
         return ModelRun(model=name, run_dir=run_dir, notes=(f"rank {distributed.rank()}: trained; rank 0 evaluates",))
     score = evaluate(model, test_cache, method=name, predictions_path=run_dir / "predictions.txt",
