@@ -102,6 +102,9 @@ ResultsOption = Annotated[Path, typer.Option("--results", "--results-dir", help=
 ReportsOption = Annotated[Path, typer.Option(help="Folder of reports.")]
 DeviceOption = Annotated[str, typer.Option(help="cpu or cuda.")]
 ThreadsOption = Annotated[Optional[int], typer.Option(min=1, help="CPU threads (per process or job).")]
+TrainDatasetOption = Annotated[str, typer.Option(
+    "--dataset", "-d", help="synth (embedded default), synth-nyu, icvl, nyu.")]
+SeedOption = Annotated[int, typer.Option(help="Seed of data, initialisation, shuffling and augmentation.")]
 FloorOption = Annotated[bool, typer.Option("--floor/--no-floor", help="Also train the mean-pose floor.")]
 CompileOption = Annotated[bool, typer.Option(
     "--compile", help="Run the model through torch.compile (the first steps pay the compilation).")]
@@ -469,14 +472,14 @@ def synth_command(
 @app.command("run")
 def run_command(
     models: Annotated[str, typer.Option("--models", "-m", help="Comma-separated registered model names.")] = "ours,trinet",
-    dataset: Annotated[str, typer.Option("--dataset", "-d", help="synth (embedded default), synth-nyu, icvl, nyu.")] = "synth",
+    dataset: TrainDatasetOption = "synth",
     quick: QuickOption = False,
     epochs: EpochsOption = None,
     max_steps: MaxStepsOption = None,
     batch_size: BatchSizeOption = None,
     frames: SynthFramesOption = 2000,
     test_frames: TestFramesOption = None,
-    seed: Annotated[int, typer.Option(help="Seed of data, initialisation, shuffling and augmentation.")] = 0,
+    seed: SeedOption = 0,
     data_root: DataRootOption = None,
     results: ResultsOption = Path("results"),
     reports: ReportsOption = Path("reports"),
@@ -514,14 +517,14 @@ def run_command(
 @app.command("train")
 def train_command(
     model: Annotated[str, typer.Option("--model", "-m", help="Registered model name.")],
-    dataset: Annotated[str, typer.Option("--dataset", "-d", help="synth (embedded default), synth-nyu, icvl, nyu.")] = "synth",
+    dataset: TrainDatasetOption = "synth",
     quick: QuickOption = False,
     epochs: EpochsOption = None,
     max_steps: MaxStepsOption = None,
     batch_size: BatchSizeOption = None,
     frames: SynthFramesOption = 2000,
     test_frames: TestFramesOption = None,
-    seed: Annotated[int, typer.Option(help="Seed of data, initialisation, shuffling and augmentation.")] = 0,
+    seed: SeedOption = 0,
     data_root: DataRootOption = None,
     results: ResultsOption = Path("results"),
     device: Annotated[str, typer.Option(help="cpu or cuda (under torchrun: one GPU per local rank, NCCL).")] = "cpu",

@@ -17,18 +17,15 @@ import os
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any
 
 import torch
 import torch.distributed as dist
 
 __all__ = [
     "LaunchEnv",
-    "all_reduce_mean",
     "all_reduce_sum",
     "barrier",
     "broadcast_buffers",
-    "gather_objects",
     "is_distributed",
     "is_main",
     "launch_env",
@@ -158,13 +155,6 @@ def all_reduce_sum(value: torch.Tensor) -> torch.Tensor:
     return total.to(value.device)
 
 
-def all_reduce_mean(value: float) -> float:
-    """The mean of a Python scalar over all processes (the value itself without a group)."""
-    if not is_distributed():
-        return float(value)
-    return float(all_reduce_sum(torch.tensor(float(value), dtype=torch.float64)).item()) / dist.get_world_size()
-
-
 def broadcast_buffers(module: torch.nn.Module, src: int = 0) -> None:
     """Overwrite every buffer of ``module`` (BatchNorm running statistics) with rank ``src``'s, in place."""
     if not is_distributed():
@@ -174,12 +164,3 @@ def broadcast_buffers(module: torch.nn.Module, src: int = 0) -> None:
             staged = buffer.detach().to(_collective_device(), copy=True)
             dist.broadcast(staged, src=src)
             buffer.copy_(staged)
-
-
-def gather_objects(obj: Any) -> list[Any]:
-    """Every process's ``obj`` (picklable), in rank order, on every process; ``[obj]`` without a group."""
-    if not is_distributed():
-        return [obj]
-    gathered: list[Any] = [None] * dist.get_world_size()
-    dist.all_gather_object(gathered, obj)
-    return gathered

@@ -309,10 +309,6 @@ def measure_latency(
     afterwards. CUDA: torch.utils.benchmark synchronizes; optionally channels_last
     and/or a captured CUDA graph, both named in ``method``.
     """
-    # torch.utils.benchmark imports cpp_extension, which warns about a missing CUDA toolkit on CPU machines
-    logging.getLogger("torch.utils.cpp_extension").setLevel(logging.ERROR)
-    from torch.utils import benchmark
-
     device = torch.device(device)
     if device.type == "cuda" and not torch.cuda.is_available():
         raise RuntimeError("no GPU: CUDA latency cannot be measured on this machine")
@@ -331,15 +327,26 @@ def measure_latency(
             def step() -> torch.Tensor:
                 with torch.inference_mode():
                     return model(example)
-        for _ in range(warmup):
-            step()
-        if device.type == "cuda":
-            torch.cuda.synchronize(device)
-        timer = benchmark.Timer(stmt="step()", globals={"step": step}, num_threads=threads)
-        measurement = timer.blocked_autorange(min_run_time=min_run_time_s)
+        sync = (lambda: torch.cuda.synchronize(device)) if device.type == "cuda" else None
+        measurement = _time_step(step, threads=threads, warmup=warmup, min_run_time_s=min_run_time_s, sync=sync)
     finally:
         torch.set_num_threads(previous)
     return _latency(measurement, batch=int(example.shape[0]), method=method, env=environment(device, dtype, threads))
+
+
+def _time_step(step: Callable[[], object], *, threads: int, warmup: int, min_run_time_s: float,
+               sync: Callable[[], None] | None = None):  # -> torch.utils.benchmark.Measurement
+    """``warmup`` calls of ``step`` (then ``sync``), then torch.utils.benchmark's blocked_autorange at ``threads``."""
+    # torch.utils.benchmark imports cpp_extension, which warns about a missing CUDA toolkit on CPU machines
+    logging.getLogger("torch.utils.cpp_extension").setLevel(logging.ERROR)
+    from torch.utils import benchmark
+
+    for _ in range(warmup):
+        step()
+    if sync is not None:
+        sync()
+    timer = benchmark.Timer(stmt="step()", globals={"step": step}, num_threads=threads)
+    return timer.blocked_autorange(min_run_time=min_run_time_s)
 
 
 def _latency(measurement, *, batch: int, method: str, env: Environment) -> Latency:  # measurement: benchmark.Measurement
@@ -363,21 +370,13 @@ def onnxruntime_latency(
     :func:`measure_latency` times PyTorch: ``threads`` intra-op threads (default: torch's setting)."""
     from hpbench.export import onnxruntime_session, run_onnx
 
-    logging.getLogger("torch.utils.cpp_extension").setLevel(logging.ERROR)
-    from torch.utils import benchmark
-
     threads = threads or torch.get_num_threads()
     session = onnxruntime_session(path, threads=threads)  # a clear error when onnxruntime is missing
     import onnxruntime
+
     inputs = example.detach().cpu().float()
-
-    def step() -> np.ndarray:
-        return run_onnx(session, inputs)
-
-    for _ in range(warmup):
-        step()
-    timer = benchmark.Timer(stmt="step()", globals={"step": step}, num_threads=threads)
-    measurement = timer.blocked_autorange(min_run_time=min_run_time_s)
+    measurement = _time_step(lambda: run_onnx(session, inputs), threads=threads, warmup=warmup,
+                             min_run_time_s=min_run_time_s)
     method = f"onnxruntime {onnxruntime.__version__} CPUExecutionProvider, blocked_autorange"
     return _latency(measurement, batch=int(example.shape[0]), method=method,
                     env=environment(torch.device("cpu"), torch.float32, threads))
