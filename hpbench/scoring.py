@@ -412,9 +412,9 @@ def collect_results(
 
     Folders are searched recursively; in an ``hpbench run`` directory (one with a
     config.json) only the result files count: its predictions are already scored in
-    its metrics.csv; and an error.txt (a failed run's traceback) is no prediction file. Returns the rows and one line per refused
-    file. A method found twice for one dataset is kept once (the first) and the
-    other is listed as refused. Rows of one method with different splits (test
+    its metrics.csv; and an error.txt (a failed run's traceback) is no prediction
+    file. Returns the rows and one line per refused file. A method found twice for
+    one dataset is kept once (the first) and the other is listed as refused. Rows of one method with different splits (test
     errors, profile costs) are complementary and all kept, and so are rows with
     different seeds (runs of a sweep: the report aggregates them as mean +- std);
     rows with a seed and rows without one for the same method and split cannot be
