@@ -49,3 +49,34 @@ def small_icvl() -> GroundTruth:
     uvd[..., 2] = rng.uniform(300, 500, uvd.shape[:2])
     names = tuple(f"test_seq_1/image_{i:04d}.png" if i < 17 else f"test_seq_2/image_{i - 17:04d}.png" for i in range(40))
     return GroundTruth(dataset=spec, uvd=uvd, names=names, source=Path("synthetic"))
+
+
+class GradientReach:
+    """Which parameters a training loop's gradients reached, over all of its steps.
+
+    A parameter counts once any step gives it a non-zero gradient. One step's gradient can be exactly zero
+    for a connected parameter: an L1 loss gives a shared bias the sum of the residuals' signs, which is 0
+    whenever as many residuals are positive as negative, and which side of zero a residual falls on depends
+    on float rounding (thread count, instruction set). "Zero at the last step" is therefore a host-dependent
+    assertion; "never reached in any step" is not.
+    """
+
+    def __init__(self, model: torch.nn.Module) -> None:
+        self.model = model
+        self.reached: set[str] = set()
+
+    def record(self) -> None:
+        """Call after each backward."""
+        for name, p in self.model.named_parameters():
+            if p.grad is not None and bool(p.grad.abs().sum() > 0):
+                self.reached.add(name)
+
+    @property
+    def unreached(self) -> list[str]:
+        return [name for name, _ in self.model.named_parameters() if name not in self.reached]
+
+
+@pytest.fixture()
+def gradient_reach():
+    """``gradient_reach(model)`` -> a GradientReach recorder (see its docstring)."""
+    return GradientReach

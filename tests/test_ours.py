@@ -212,8 +212,9 @@ def test_every_variant_runs_forward_and_backward_and_gradients_reach_beta(name):
     model = hpbench.create_model(name, num_joints=14)
     out = model(torch.rand(2, 1, 128, 128) * 2 - 1)
     assert out.shape == (2, 14, 3) and torch.isfinite(out).all()
-    target = torch.cat((torch.rand(2, 14, 2) * 128, torch.rand(2, 14, 1) - 0.5), dim=-1)
-    model.loss(out, target).backward()
+    # Reachability, not the loss's kinks: a random linear functional of the output has a non-zero gradient
+    # for every connected parameter (the L1 loss's sign-sum can cancel exactly for a shared bias).
+    (out * torch.randn_like(out)).sum().backward()
     unreached = [n for n, p in model.named_parameters() if p.grad is None or not p.grad.abs().sum() > 0]
     assert unreached == []
     assert model.beta.grad.abs().min() > 0  # every joint's beta is trained
