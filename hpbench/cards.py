@@ -1,47 +1,82 @@
-"""Model cards: the data about each registered model that tests check against the code.
+"""Model cards: the data about each registered model that the library reads and tests check.
 
-One TOML file per model in zoo/ (shipped as the ``hpbench.zoo`` package data):
+One TOML file per model in zoo/ (shipped as the ``hpbench.zoo`` package data), parsed once
+into the frozen dataclasses below. Every table maps 1:1 onto a dataclass: an unknown key, a
+missing required key, a wrong type or an unknown choice is refused with a one-line
+:class:`CardError` naming the file, the table and the field, and what was expected::
 
-    name = "tinycnn"
-    summary = "..."                      # one line
+    name = "tinycnn"                     # must match the file name
+    summary = "..."                      # free text, one line
     paper = "..."                        # citation, or "none" for reference models
     source = "..."                       # original repository or "hpbench"
-    input_shape = [1, 128, 128]          # C, H, W of the normalized crop
-    excluded_params = "..."              # optional: parameters left out of the count, and why
-    [declared.nyu]                       # one table per dataset: counts of the built model
+    input_shape = [1, 128, 128]          # C, H, W of the normalized crop (integers >= 1)
+    excluded_params = "..."              # optional free text: parameters left out of the count, and why
+
+    [declared.nyu]                       # one table per dataset: counts of the built model (Declared)
     params = 63130                       # trainable parameters
     thop_macs = 12868288                 # thop MACs at batch 1
-    [published.nyu]                      # optional: the paper's own figures
-    mean_error_mm = 8.32
-    [recipe]                             # training recipe (read by the trainer)
-    optimizer = "adam"
-    [quick]                              # optional: the short schedule of `hpbench run --quick`
+
+    [published.nyu]                      # optional, per dataset: the paper's own figures (Published)
+    mean_error_mm = 8.32                 # each optional: mean_error_mm, params, thop_macs
+
+    [recipe]                             # the full training recipe (Recipe), all machine-read
+    optimizer = "adam"                   # adam | adamw | sgd | rmsprop
+    lr = 1e-3                            # peak learning rate
+    weight_decay = 1e-5                  # optional, default 0
+    # momentum (sgd, rmsprop), betas (adam, adamw), eps (adam, adamw, rmsprop): optional, torch's defaults
+    batch_size = 32                      # global batch
+    epochs = 10
+    schedule = { kind = "step", step_epochs = 10, gamma = 0.2 }  # or { kind = "cosine" }, { kind = "constant" }
+    augment = true                       # hpbench's crop augmentation (hpbench.data.crop.Augmentation) on/off
+    mixed_precision = true               # autocast + grad scaling, on GPU only
+    cube_mm = 280.0                      # optional: crop cube edge (mm); default: the dataset's
+
+    [quick]                              # optional: the short schedule of `hpbench run --quick` (QuickSchedule)
     steps = 150                          # optimizer steps
     batch_size = 16
     lr = 2e-3                            # optional; default: the recipe's
     augment = false                      # optional; default: false
-    [checkpoint.synth]                   # optional: a small trained checkpoint shipped in zoo/
+
+    [checkpoints.synth]                  # optional: a small trained checkpoint shipped in zoo/ (Checkpoint)
     file = "ours-synth.safetensors"
     sha256 = "..."                       # checked before loading
     command = "hpbench run ..."          # how it was trained
     mean_error_mm = 20.1                 # its test error, measured by `hpbench eval --model`
+
+    [notes]                              # optional free text for people (crop, loss, cost, augmentation, ...):
+    loss = "..."                         # any keys, string values, never parsed by the library
+
+Extending the schema: add a frozen dataclass and a field of that type to its parent. The
+converter (:func:`_from_table`) reads the field names and annotations: ``int`` (not bool),
+``float`` (ints accepted), ``bool``, ``str``, ``Literal[...]``, ``tuple[T, ...]`` and
+``tuple[T, T]``, ``T | None``, nested dataclasses, a union of dataclasses told apart by their
+``kind: Literal[...]`` field, ``Mapping[str, T]`` (e.g. per dataset), and ``Annotated[int |
+float, AtLeast(...)]`` bounds. Fields with a default are optional; cross-field rules live in
+``__post_init__`` (a ValueError there is reported like a type error).
 """
 
 from __future__ import annotations
 
+import dataclasses
+import difflib
+import functools
 import hashlib
 import tomllib
+import types
+import typing
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any
+from typing import Annotated, Any, Literal, TypeVar
 
-__all__ = ["CardError", "Checkpoint", "Declared", "ModelCard", "QuickSchedule", "card_names", "load_card",
+__all__ = ["AtLeast", "CardError", "Checkpoint", "Constant", "Cosine", "Declared", "ModelCard", "Published",
+           "QuickSchedule", "Recipe", "Schedule", "StepDecay", "card_names", "load_card",
            "parse_card", "zoo_checkpoint"]
 
 _PACKAGE = "hpbench.zoo"
+T = TypeVar("T")
 
 
 class CardError(ValueError):
@@ -49,23 +84,109 @@ class CardError(ValueError):
 
 
 @dataclass(frozen=True)
-class Declared:
-    """Counts a card declares for one dataset: trainable parameters and thop MACs at batch 1."""
+class AtLeast:
+    """Lower bound of an ``Annotated`` number: ``value <= x``, or ``value < x`` when ``strict``."""
 
-    params: int
-    thop_macs: int
+    value: float
+    strict: bool = False
+
+
+PositiveInt = Annotated[int, AtLeast(1)]
+Count = Annotated[int, AtLeast(0)]
+Positive = Annotated[float, AtLeast(0.0, strict=True)]
+NonNegative = Annotated[float, AtLeast(0.0)]
+
+
+def _empty() -> Mapping[str, Any]:
+    return MappingProxyType({})
 
 
 @dataclass(frozen=True)
+class Declared:
+    """Counts a card declares for one dataset: trainable parameters and thop MACs at batch 1."""
+
+    params: Count
+    thop_macs: Count
+
+
+@dataclass(frozen=True, kw_only=True)
+class Published:
+    """A paper's own figures for one dataset: mean 3D error (mm), parameters, thop MACs; None: not given."""
+
+    mean_error_mm: Positive | None = None
+    params: Positive | None = None
+    thop_macs: Positive | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class Cosine:
+    """One cosine cycle from the recipe's lr down to 0 over all training steps."""
+
+    kind: Literal["cosine"] = "cosine"
+
+
+@dataclass(frozen=True, kw_only=True)
+class StepDecay:
+    """torch's StepLR: the lr is multiplied by ``gamma`` every ``step_epochs`` epochs."""
+
+    kind: Literal["step"] = "step"
+    step_epochs: PositiveInt
+    gamma: Positive
+
+
+@dataclass(frozen=True, kw_only=True)
+class Constant:
+    """The recipe's lr throughout."""
+
+    kind: Literal["constant"] = "constant"
+
+
+Schedule = Cosine | StepDecay | Constant
+
+
+@dataclass(frozen=True, kw_only=True)
+class Recipe:
+    """A training recipe (``hpbench.train.Recipe``): the optimizer with its hyperparameters (peak
+    learning rate, weight decay, momentum, Adam betas and eps), the learning-rate schedule, epochs,
+    the global batch (crops), hpbench's augmentation switch, mixed precision (GPU only) and the crop
+    cube edge (mm; None: the dataset's).
+
+    Hyperparameters left at their defaults are torch's; each is refused on optimizers without it.
+    """
+
+    optimizer: Literal["adam", "adamw", "sgd", "rmsprop"]
+    lr: Positive
+    weight_decay: NonNegative = 0.0
+    momentum: NonNegative = 0.0
+    betas: tuple[NonNegative, NonNegative] = (0.9, 0.999)
+    eps: Positive = 1e-8
+    batch_size: PositiveInt
+    epochs: PositiveInt
+    schedule: Schedule
+    augment: bool
+    mixed_precision: bool
+    cube_mm: Positive | None = None
+
+    def __post_init__(self) -> None:
+        adam = self.optimizer in ("adam", "adamw")
+        if self.momentum and adam:
+            raise ValueError(f"momentum applies to sgd and rmsprop, not {self.optimizer}")
+        if self.betas != (0.9, 0.999) and not adam:
+            raise ValueError(f"betas apply to adam and adamw, not {self.optimizer}")
+        if self.eps != 1e-8 and self.optimizer == "sgd":
+            raise ValueError("eps applies to adam, adamw and rmsprop, not sgd")
+
+
+@dataclass(frozen=True, kw_only=True)
 class QuickSchedule:
     """The short schedule of ``hpbench run --quick``: ``steps`` optimizer steps of ``batch_size``
     crops at learning rate ``lr`` (None: the recipe's), one cosine cycle, augmentation only when
     ``augment`` (off by default: on a few hundred steps it costs more than it gives; ours on
     synth, 400 steps of 8: 28.4 mm without, 33.5 mm with the recipe's augmentation)."""
 
-    steps: int = 100
-    batch_size: int = 16
-    lr: float | None = None
+    steps: PositiveInt = 100
+    batch_size: PositiveInt = 16
+    lr: Positive | None = None
     augment: bool = False
 
 
@@ -77,10 +198,10 @@ class Checkpoint:
     file: str
     sha256: str
     command: str
-    mean_error_mm: float
+    mean_error_mm: Positive
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class ModelCard:
     """What the zoo records about a model (see the module docstring for the file format)."""
 
@@ -88,17 +209,143 @@ class ModelCard:
     summary: str
     paper: str
     source: str
-    input_shape: tuple[int, ...]
-    declared: Mapping[str, Declared]
+    input_shape: tuple[PositiveInt, ...]
     excluded_params: str = ""
-    published: Mapping[str, Mapping[str, float]] = field(default_factory=lambda: MappingProxyType({}))
-    recipe: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))
+    declared: Mapping[str, Declared]
+    published: Mapping[str, Published] = field(default_factory=_empty)
+    recipe: Recipe
     quick: QuickSchedule = QuickSchedule()
-    checkpoints: Mapping[str, Checkpoint] = field(default_factory=lambda: MappingProxyType({}))
+    checkpoints: Mapping[str, Checkpoint] = field(default_factory=_empty)
+    notes: Mapping[str, str] = field(default_factory=_empty)
 
 
-_REQUIRED = {"name", "summary", "paper", "source", "input_shape", "declared"}
-_OPTIONAL = {"excluded_params", "published", "recipe", "quick", "checkpoint"}
+class _Refused(Exception):
+    """A value the schema refuses: ``path`` (table names, then the field) and what was wrong."""
+
+    def __init__(self, path: tuple[str, ...], problem: str) -> None:
+        super().__init__(problem)
+        self.path, self.problem = path, problem
+
+
+@functools.cache
+def _hints(cls: type) -> dict[str, Any]:
+    hints = typing.get_type_hints(cls, include_extras=True)
+    return {f.name: hints[f.name] for f in dataclasses.fields(cls) if f.init}
+
+
+def _kinds(tp: Any) -> dict[str, type] | None:
+    """``kind`` value -> class for a union of dataclasses (None for any other type)."""
+    members = typing.get_args(tp) if typing.get_origin(tp) in (typing.Union, types.UnionType) else ()
+    if members and all(dataclasses.is_dataclass(m) for m in members):
+        return {typing.get_args(_hints(m)["kind"])[0]: m for m in members}
+    return None
+
+
+def _expected(tp: Any) -> str:
+    """What a value of type ``tp`` looks like in TOML, in words."""
+    origin, args = typing.get_origin(tp), typing.get_args(tp)
+    if origin is Annotated:
+        bound = args[1]
+        return f"{_expected(args[0])} {'>' if bound.strict else '>='} {bound.value:g}"
+    if (kinds := _kinds(tp)) is not None:
+        return "a table with kind = " + " | ".join(f'"{k}"' for k in kinds)
+    if origin in (typing.Union, types.UnionType):
+        return " or ".join(_expected(a) for a in args if a is not type(None))
+    if origin is Literal:
+        return "one of " + ", ".join(f'"{a}"' for a in args)
+    if origin is tuple:
+        each = _expected(args[0])
+        return f"a list, each {each}" if args[-1] is Ellipsis else f"a list of {len(args)} items, each {each}"
+    if origin is Mapping:
+        return f"a table of named entries, each {_expected(args[1])}"
+    if dataclasses.is_dataclass(tp):
+        return "a table"
+    return {int: "an integer", float: "a number", bool: "true or false", str: "a string"}[tp]
+
+
+def _shown(value: Any) -> str:
+    """A TOML value as the error message shows it: its kind and its text."""
+    if isinstance(value, bool):
+        return f"the boolean {str(value).lower()}"
+    if isinstance(value, str):
+        return f'the string "{value}"'
+    if isinstance(value, dict):
+        return "a table"
+    kind = {int: "integer", float: "number", list: "list"}.get(type(value), type(value).__name__)
+    return f"the {kind} {value!r}"
+
+
+def _convert(tp: Any, value: Any, path: tuple[str, ...]) -> Any:
+    """``value`` (from tomllib) as type ``tp``; _Refused naming ``path`` when it does not fit."""
+    origin, args = typing.get_origin(tp), typing.get_args(tp)
+
+    def refuse() -> _Refused:
+        return _Refused(path, f"expected {_expected(tp)}, got {_shown(value)}")
+
+    if origin is Annotated:
+        try:
+            number, bound = _convert(args[0], value, path), args[1]
+        except _Refused:
+            raise refuse() from None
+        if number < bound.value or (bound.strict and number == bound.value):
+            raise refuse()
+        return number
+    if (kinds := _kinds(tp)) is not None:
+        if not isinstance(value, dict):
+            raise refuse()
+        if value.get("kind") not in kinds:
+            got = _shown(value["kind"]) if "kind" in value else "nothing"
+            raise _Refused(path + ("kind",), f"expected {_expected(Literal[tuple(kinds)])}, got {got}")
+        return _from_table(kinds[value["kind"]], value, path)
+    if origin in (typing.Union, types.UnionType):  # T | None: TOML has no null, so a value present is a T
+        return _convert(next(a for a in args if a is not type(None)), value, path)
+    if origin is Literal:
+        if not isinstance(value, str) or value not in args:
+            raise refuse()
+        return value
+    if origin is tuple:
+        if not isinstance(value, list) or (args[-1] is not Ellipsis and len(value) != len(args)):
+            raise refuse()
+        try:
+            return tuple(_convert(args[0], item, path) for item in value)
+        except _Refused:
+            raise refuse() from None
+    if origin is Mapping:
+        if not isinstance(value, dict):
+            raise refuse()
+        return MappingProxyType({key: _convert(args[1], item, path + (key,)) for key, item in value.items()})
+    if dataclasses.is_dataclass(tp):
+        if not isinstance(value, dict):
+            raise refuse()
+        return _from_table(tp, value, path)
+    if tp is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if not isinstance(value, tp) or (tp is int and isinstance(value, bool)):
+        raise refuse()
+    return value
+
+
+def _from_table(cls: type[T], table: Mapping[str, Any], path: tuple[str, ...] = ()) -> T:
+    """Dataclass ``cls`` from a TOML table whose keys are its fields (see the module docstring).
+
+    _Refused names the table ``path`` and the field for an unknown, missing or mistyped key.
+    """
+    hints = _hints(cls)
+    for key in table:
+        if key not in hints:
+            close = difflib.get_close_matches(key, hints, n=1)
+            hint = f"did you mean {close[0]}? " if close else ""
+            raise _Refused(path + (key,), f"unknown field ({hint}expected one of: {', '.join(hints)})")
+    required = {f.name for f in dataclasses.fields(cls)
+                if f.init and f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING}
+    for key in hints:
+        if key in required and key not in table:
+            raise _Refused(path + (key,), f"missing (expected {_expected(hints[key])})")
+    values = {key: _convert(hints[key], value, path + (key,)) for key, value in table.items()}
+    try:
+        return cls(**values)
+    except ValueError as error:  # a cross-field rule of __post_init__
+        raise _Refused(path + ("",), str(error)) from None
 
 
 def _zoo():  # -> importlib.resources.abc.Traversable
@@ -120,45 +367,22 @@ def load_card(name: str) -> ModelCard:
 
 
 def parse_card(text: str, name: str) -> ModelCard:
-    """The card of model ``name`` from its TOML ``text``; CardError naming zoo/<name>.toml if malformed."""
+    """The card of model ``name`` from its TOML ``text``; a one-line CardError naming
+    zoo/<name>.toml, the table and the field if malformed."""
     where = f"zoo/{name}.toml"
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as error:
         raise CardError(f"{where}: {error}") from None
-    missing, unknown = _REQUIRED - data.keys(), data.keys() - _REQUIRED - _OPTIONAL
-    if missing or unknown:
-        raise CardError(f"{where}: missing keys {sorted(missing)}, unknown keys {sorted(unknown)}")
-    if data["name"] != name:
-        raise CardError(f"{where}: name = {data['name']!r} does not match the file name")
     try:
-        declared = {
-            dataset: Declared(params=int(counts["params"]), thop_macs=int(counts["thop_macs"]))
-            for dataset, counts in data["declared"].items()
-        }
-    except (KeyError, TypeError, ValueError) as error:
-        raise CardError(f"{where}: each [declared.<dataset>] needs integer params and thop_macs ({error})") from None
-    try:
-        quick = QuickSchedule(**data.get("quick", {}))
-        checkpoints = {dataset: Checkpoint(**entry) for dataset, entry in data.get("checkpoint", {}).items()}
-    except TypeError as error:
-        raise CardError(f"{where}: [quick] takes steps, batch_size, lr, augment; [checkpoint.<dataset>] takes file, "
-                        f"sha256, command, mean_error_mm ({error})") from None
-    if quick.steps < 1 or quick.batch_size < 1:
-        raise CardError(f"{where}: [quick] steps and batch_size must be >= 1")
-    return ModelCard(
-        name=name,
-        summary=str(data["summary"]),
-        paper=str(data["paper"]),
-        source=str(data["source"]),
-        input_shape=tuple(int(v) for v in data["input_shape"]),
-        declared=MappingProxyType(declared),
-        excluded_params=str(data.get("excluded_params", "")),
-        published=MappingProxyType({k: MappingProxyType(dict(v)) for k, v in data.get("published", {}).items()}),
-        recipe=MappingProxyType(dict(data.get("recipe", {}))),
-        quick=quick,
-        checkpoints=MappingProxyType(checkpoints),
-    )
+        card = _from_table(ModelCard, data)
+    except _Refused as refused:
+        *table, key = refused.path
+        located = " ".join(filter(None, [f"[{'.'.join(table)}]" if table else "", key]))
+        raise CardError(f"{where}: {located}: {refused.problem}") from None
+    if card.name != name:
+        raise CardError(f'{where}: name: expected "{name}" (the file name), got the string "{card.name}"')
+    return card
 
 
 def zoo_checkpoint(name: str, dataset: str) -> Path:

@@ -1,18 +1,37 @@
 """The `hpbench` command line: parse strings into typed values, call the library, print.
 
 Heavy imports (torch, pandas, matplotlib) happen inside the command that needs
-them, so `hpbench --help` is instant.
+them, so `hpbench --help` is instant. Output goes through hpbench._console (text
+printed exactly as written, numbers never cut) and hpbench._render; options and
+their parsers are defined once in hpbench.cli_options.
 """
 
 from __future__ import annotations
 
 import enum
-import re
 import sys
 from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
+
+from hpbench._console import console as _console
+from hpbench._console import fail as _fail
+from hpbench._console import print_refused
+from hpbench.cli_options import (
+    AtolOption, BatchOption, CheckOption, CoordsChoice, CoordsOption, CropSizeOption, DatasetOption, DeviceChoice,
+    DynamicBatchOption, EvalDirOption, ExportCheckpointOption, ExportFormat, ExportFormatOption, ExportOutOption,
+    FiguresOption, FilesArgument, FormatsOption, FramesOption, FromLabelsOption, FvcoreOption, JointOrderOption,
+    JointsDatasetOption, LabelsOption, LatencyOption, LatencyThreadsOption, MinTimeOption, ModelOption,
+    ModelOrPatternArgument, ModelsOption, NamesOption, OnnxruntimeOption, OpsetOption, ProfileDeviceOption,
+    ProfileOutOption, ReferenceOption, RenderFramesOption, ReportOutOption, ReportPathsArgument, RoundsOption,
+    SaveOption, ScoredCheckpointOption, ScoredDataRootOption, ScoredDeviceOption, ScoredModelOption, SynthDatasetOption,
+    SynthOutOption, SynthSeedOption, SynthTestFramesOption, ThroughputBatchOption, ThroughputDatasetOption,
+    WorkersOption, YAxisChoice, YAxisOption, read_options,
+)
+from hpbench.cli_options import check_device as _check_device
+from hpbench.cli_options import parse_list as _parse_list
+from hpbench.cli_options import parse_models as _parse_models
 
 app = typer.Typer(
     name="hpbench",
@@ -20,71 +39,8 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    rich_markup_mode=None,  # plain help: wraps at any width, never cuts an option or a default
 )
-
-
-class CoordsChoice(str, enum.Enum):
-    auto = "auto"
-    uvd = "uvd"
-    xyz = "xyz"
-
-
-class YAxisChoice(str, enum.Enum):
-    dataset = "dataset"
-    up = "up"
-    down = "down"
-
-
-def _console(stderr: bool = False):  # -> rich.console.Console
-    from rich.console import Console
-
-    console = Console(stderr=stderr, highlight=False)
-    if not console.is_terminal:  # logs and pipes: never truncate method names to a guessed width
-        console = Console(stderr=stderr, highlight=False, width=200)
-    return console
-
-
-def _fail(message: str, code: int = 2) -> None:
-    _console(stderr=True).print(f"[bold red]error:[/] {message}", markup=True)
-    raise typer.Exit(code)
-
-
-def _parse_joint_order(text: str | None) -> tuple[int, ...] | None:
-    if text is None:
-        return None
-    try:
-        return tuple(int(part) for part in re.split(r"[,\s]+", text.strip()) if part)
-    except ValueError:
-        _fail(f"--joint-order must be comma-separated 0-based joint indices, got {text!r}")
-    raise AssertionError  # unreachable
-
-
-DatasetOption = Annotated[
-    Optional[str],
-    typer.Option("--dataset", "-d", help="icvl, nyu or msra; default: from the file name or its folder."),
-]
-CoordsOption = Annotated[
-    CoordsChoice, typer.Option("--coords", help="Values in the file: image uvd, world xyz, or detect.")
-]
-YAxisOption = Annotated[
-    YAxisChoice,
-    typer.Option("--y-axis", help="World y of xyz files: the dataset's convention (NYU up, ICVL down), up or down."),
-]
-JointOrderOption = Annotated[
-    Optional[str],
-    typer.Option("--joint-order", help="For each dataset joint, its 0-based index in the file: '3,1,0,...'."),
-]
-FramesOption = Annotated[
-    Optional[str],
-    typer.Option("--frames", help="Test frames the lines cover: all, START:STOP (0-based) or a range name."),
-]
-CheckOption = Annotated[
-    bool, typer.Option("--check/--no-check", help="Refuse files that score far better read another way.")
-]
-EvalDirOption = Annotated[
-    Optional[Path],
-    typer.Option("--eval-dir", help="handpose-eval folder (default: $HPBENCH_EVAL_DIR, ../shared/handpose-eval)."),
-]
 
 
 # Options shared by run, train and sweep: one spelling, one help text.
@@ -110,79 +66,27 @@ CompileOption = Annotated[bool, typer.Option(
     "--compile", help="Run the model through torch.compile (the first steps pay the compilation).")]
 
 
-def _parse_models(text: str) -> tuple[str, ...]:
-    """Comma-separated registered model names, in order, without repeats; unknown ones fail with close matches."""
-    from hpbench.registry import UnknownNameError, models
-
-    names = _parse_list(text, "--models")
-    problems = []
-    for name in names:
-        try:
-            models.get(name)
-        except UnknownNameError as error:
-            problems.append(str(error))
-    if problems:
-        _fail("; ".join(problems))
-    return names
-
-
-def _parse_list(text: str, option: str) -> tuple[str, ...]:
-    items = tuple(dict.fromkeys(part.strip() for part in text.split(",") if part.strip()))
-    if not items:
-        _fail(f"{option} needs at least one comma-separated name, got {text!r}")
-    return items
-
-
-def _check_device(device: str) -> None:
-    if device not in ("cpu", "cuda") and not device.startswith("cuda:"):
-        _fail(f"--device must be cpu or cuda, got {device!r}")
-    if device.startswith("cuda"):
-        import torch
-
-        if not torch.cuda.is_available():
-            _fail("no GPU on this machine: use --device cpu")
-
-
-def _read_options(coords, y_axis, joint_order, frames, check):  # -> ReadOptions
-    from hpbench.scoring import ReadOptions
-
-    return ReadOptions(
-        coords=coords.value, y_axis=y_axis.value, joint_order=_parse_joint_order(joint_order), frames=frames,
-        check=check,
-    )
-
-
-@app.command("ls")
+@app.command("ls", short_help="List models, one line each, or print one model's card.")
 def list_command(
-    pattern: Annotated[Optional[str], typer.Argument(help="fnmatch pattern, e.g. 'ours*'.")] = None,
+    name: ModelOrPatternArgument = None,
 ) -> None:
-    """List registered models with their card: joints, input, parameters, thop MACs, paper."""
-    from rich.table import Table
-
+    """List registered models, one line each: input, parameters, thop MACs, paper; or print one model's card."""
+    from hpbench._render import show_card, show_models
     from hpbench.cards import CardError, load_card
-    from hpbench.registry import list_models, models
+    from hpbench.models import list_models
 
-    table = Table("model", "input", "params (ICVL / NYU)", "thop GMAC (ICVL / NYU)", "paper", "summary")
-    table.columns[0].no_wrap = True
-    for name in list_models(pattern):
-        try:
-            card = load_card(name)
-        except CardError as error:
-            table.add_row(name, "", "", "", "", f"[red]{error}[/]")
-            continue
-        declared = [card.declared.get(d) for d in ("icvl", "nyu")]
-        params = " / ".join("-" if c is None else f"{c.params:,}" for c in declared)
-        macs = " / ".join("-" if c is None else f"{c.thop_macs / 1e9:.3f}" for c in declared)
-        table.add_row(name, "x".join(map(str, card.input_shape)), params, macs, card.paper, card.summary)
-    console = _console()
-    console.print(table)
-    for name, reason in models.plugin_errors.items():
-        console.print(f"[yellow]skipped plugin {name}:[/] {reason}")
+    if name is None or set("*?[") & set(name):
+        return show_models(list_models(name))
+    _parse_models(name, "NAME")
+    try:
+        show_card(load_card(name))
+    except CardError as error:
+        _fail(str(error))
 
 
-@app.command("eval")
+@app.command("eval", short_help="Score prediction files or a model: 3D error, success, AUC.")
 def eval_command(
-    files: Annotated[Optional[list[Path]], typer.Argument(help="Prediction files, one line per test frame.")] = None,
+    files: FilesArgument = None,
     dataset: DatasetOption = None,
     coords: CoordsOption = CoordsChoice.auto,
     y_axis: YAxisOption = YAxisChoice.dataset,
@@ -190,70 +94,38 @@ def eval_command(
     frames: FramesOption = None,
     check: CheckOption = True,
     eval_dir: EvalDirOption = None,
-    labels: Annotated[Optional[Path], typer.Option(help="Explicit test labels (J x u v d per line).")] = None,
-    names: Annotated[Optional[Path], typer.Option(help="Frame names of --labels, one per line.")] = None,
-    save: Annotated[Optional[Path], typer.Option(help="Write result rows as CSV into this folder.")] = None,
-    model: Annotated[Optional[str], typer.Option(
-        "--model", help="Score a registered model on the test split (needs --dataset) instead of files.")] = None,
-    checkpoint: Annotated[Optional[Path], typer.Option(
-        help="Weights (.safetensors) for --model; default: the checkpoint its zoo card ships.")] = None,
-    data_root: Annotated[Optional[Path], typer.Option(
-        help="Dataset root for --model (default: $HPBENCH_<DATASET>_ROOT; synthetic: rendered).")] = None,
-    device: Annotated[str, typer.Option(help="cpu or cuda, for --model.")] = "cpu",
+    labels: LabelsOption = None,
+    names: NamesOption = None,
+    save: SaveOption = None,
+    model: ScoredModelOption = None,
+    checkpoint: ScoredCheckpointOption = None,
+    data_root: ScoredDataRootOption = None,
+    device: ScoredDeviceOption = "cpu",
 ) -> None:
     """Score prediction files against the real test labels: mean 3D error, success rates, AUC.
 
     With --model, run a trained model over the dataset's test split first
     (`hpbench eval --model ours --dataset synth` uses the zoo's checkpoint).
     """
-    from rich.table import Table
+    from hpbench._render import show_scores
+    from hpbench.scoring import score_files
 
-    from hpbench.predictions import PredictionFileError
-    from hpbench.registry import UnknownNameError
-    from hpbench.results import write_results
-    from hpbench.scoring import infer_dataset, load_ground_truth, score_file
-
-    files = list(files or [])
     if model is None and not files:
         _fail("give prediction files, or --model NAME --dataset DATASET")
     if model is not None and files:
         _fail("give either prediction files or --model, not both")
-    options = _read_options(coords, y_axis, joint_order, frames, check)
-    table = Table("method", "dataset", "frames", "read as", "mean error (mm)", "<=20 mm (%)", "<=40 mm (%)",
-                  "AUC 0-80 mm (%)", title="3D joint error")
-    table.columns[0].no_wrap = True
-    refused: list[str] = []
-    truths = {}
-    scores = []
+    options = read_options(coords, y_axis, joint_order, frames, check)
     if model is not None:
-        scores.append(_score_model(model, checkpoint, dataset=dataset, data_root=data_root, save=save, device=device))
-    for path in files:
+        scores, refused = [_score_model(model, checkpoint, dataset=dataset, data_root=data_root, save=save,
+                                        device=device)], []
+    else:
         try:
-            spec = infer_dataset(path, dataset)
-            name = spec.name
-            if name not in truths:
-                truths[name] = load_ground_truth(spec, eval_dir=eval_dir, labels=labels, names=names)
-            score = score_file(path, truths[name], options)
-        except (PredictionFileError, UnknownNameError) as error:
-            refused.append(str(error))
-            continue
+            scores, refused = score_files(files, dataset=dataset, options=options, eval_dir=eval_dir, labels=labels,
+                                          names=names, save=save)
         except FileNotFoundError as error:
             _fail(str(error))
-        scores.append(score)
-    for score in scores:
-        rows = score.rows()
-        auc = float(rows.loc[rows["metric"] == "auc_max", "value"].iloc[0])
-        table.add_row(
-            score.method, score.dataset.name, score.frames, score.reading, f"{score.mean_error_mm:.3f}",
-            f"{100 * score.success_rate(20):.1f}", f"{100 * score.success_rate(40):.1f}", f"{100 * auc:.1f}",
-        )
-        if save is not None:
-            write_results(rows, save / score.dataset.name / f"{score.method}.csv")
-    console = _console()
-    if table.row_count:
-        console.print(table)
-    for reason in refused:
-        _console(stderr=True).print(f"[bold red]refused[/] {reason}", markup=True)
+    show_scores(scores)
+    print_refused(refused)
     if refused:
         raise typer.Exit(1)
 
@@ -268,27 +140,32 @@ def _score_model(name: str, checkpoint: Path | None, *, dataset: str | None, dat
     from hpbench.data.formats import DatasetError
     from hpbench.evaluate import evaluate_checkpoint
     from hpbench.registry import UnknownNameError
-    from hpbench.runner import resolve_data_root
+    from hpbench.runner import RunSettings, resolve_data_root
 
     if dataset is None:
         _fail("--model needs --dataset (synth, synth-nyu, icvl, nyu, msra)")
-    folder = save / dataset if save is not None else Path(tempfile.mkdtemp(prefix="hpbench-eval-"))
+    spec = _parse_dataset(dataset)
+    folder = save / spec.name if save is not None else Path(tempfile.mkdtemp(prefix="hpbench-eval-"))
     try:
-        root = resolve_data_root(dataset, data_root, progress=True)
-        score, used = evaluate_checkpoint(name, checkpoint, dataset=dataset, data_root=root,
+        root = resolve_data_root(spec, RunSettings(data_root=data_root), progress=True)
+        score, used = evaluate_checkpoint(name, checkpoint, dataset=spec, data_root=root,
                                           predictions_path=folder / f"{name}.txt", device=device, progress=True)
     except (CardError, DatasetError, UnknownNameError, FileNotFoundError, ValueError) as error:
         _fail(str(error))
-    _console().print(f"{name}: weights {used}, predictions {score.source}", markup=False)
+    _console().print(f"{name}: weights {used}, predictions {score.source}")
+    if save is not None:
+        from hpbench.results import write_results
+
+        write_results(score.rows(), folder / f"{score.method}.csv")
     return score
 
 
-@app.command("report")
+@app.command("report", short_help="Tables and figures from prediction and result files.")
 def report_command(
-    paths: Annotated[list[Path], typer.Argument(help="Prediction files (.txt), results files (.csv) or folders of them.")],
-    out: Annotated[Path, typer.Option("--out", "-o", help="Output folder.")] = Path("reports"),
-    formats: Annotated[str, typer.Option("--format", help="Comma-separated: latex, markdown, csv.")] = "latex,markdown,csv",
-    figures: Annotated[bool, typer.Option("--figures/--no-figures", help="Write curve and bar figures.")] = True,
+    paths: ReportPathsArgument,
+    out: ReportOutOption = Path("reports"),
+    formats: FormatsOption = "latex,markdown,csv",
+    figures: FiguresOption = True,
     dataset: DatasetOption = None,
     coords: CoordsOption = CoordsChoice.auto,
     y_axis: YAxisOption = YAxisChoice.dataset,
@@ -298,164 +175,58 @@ def report_command(
     eval_dir: EvalDirOption = None,
 ) -> None:
     """Tables (LaTeX, Markdown, CSV) and figures from prediction files and result files."""
-    from hpbench.report import summary_table, write_report
-    from hpbench.scoring import collect_results
+    from hpbench._render import show_report
+    from hpbench.report import report_files
 
-    chosen = tuple(f.strip() for f in formats.split(",") if f.strip())
-    unknown = set(chosen) - {"latex", "markdown", "csv"}
-    if unknown or not chosen:
-        _fail(f"--format takes latex, markdown, csv; got {formats!r}")
-    options = _read_options(coords, y_axis, joint_order, frames, check)
     try:
-        results, refused = collect_results(paths, dataset=dataset, options=options, eval_dir=eval_dir, progress=True)
-    except FileNotFoundError as error:
+        report = report_files(paths, out, formats=_parse_list(formats, "--format"), figures=figures, dataset=dataset,
+                              options=read_options(coords, y_axis, joint_order, frames, check), eval_dir=eval_dir,
+                              progress=True)
+    except (FileNotFoundError, ValueError) as error:
         _fail(str(error))
-    if results.empty:
-        for reason in refused:
-            _console(stderr=True).print(f"[bold red]refused[/] {reason}", markup=True)
+    if not report.tables:
+        print_refused(report.refused)
         _fail("nothing to report: no file could be scored")
-    written = write_report(results, out, formats=chosen, figures=figures)
-    if refused:
-        out.mkdir(parents=True, exist_ok=True)
-        (out / "refused.txt").write_text("".join(reason + "\n" for reason in refused))
-        written.append(out / "refused.txt")
-    console = _console()
-    for name in sorted(results["dataset"].unique()):
-        table = summary_table(results, dataset=name)
-        console.print(f"[bold]{name}[/]: {len(table)} methods")
-        console.print(table.to_string(index=False, float_format=lambda v: f"{v:.3f}"), markup=False)
-    for reason in refused:
-        _console(stderr=True).print(f"[bold red]refused[/] {reason}", markup=True)
-    console.print(f"wrote {len(written)} files to {out}", markup=False)
+    show_report(report, out)
 
 
-class DeviceChoice(str, enum.Enum):
-    cpu = "cpu"
-    cuda = "cuda"
-    auto = "auto"
-
-
-@app.command("profile")
+@app.command("profile", short_help="Parameters, MACs and latency of models.")
 def profile_command(
-    models: Annotated[str, typer.Option("--models", "-m", help="Comma-separated registered model names.")],
-    dataset: Annotated[str, typer.Option("--dataset", "-d", help="Joint count from this dataset: icvl, nyu, msra.")] = "nyu",
-    device: Annotated[DeviceChoice, typer.Option(help="cpu, cuda, or auto (cpu and cuda when present).")] = DeviceChoice.cpu,
-    threads: Annotated[Optional[int], typer.Option(min=1, help="CPU threads for latency (default: all cores torch uses).")] = None,
-    batch: Annotated[int, typer.Option(min=1, help="Batch size for latency.")] = 1,
-    throughput_batch: Annotated[int, typer.Option(min=0, help="Batch size for throughput (0: skip).")] = 32,
-    rounds: Annotated[int, typer.Option(min=1, help="Interleaved timing rounds per model.")] = 3,
-    min_time: Annotated[float, typer.Option(min=0.05, help="Seconds of timing per model and round.")] = 1.0,
-    reference: Annotated[Optional[str], typer.Option(help="Model for the ratio column (default: trinet when registered).")] = None,
-    fvcore: Annotated[bool, typer.Option("--fvcore/--no-fvcore", help="Also count with fvcore (jit trace).")] = True,
-    onnxruntime: Annotated[Optional[bool], typer.Option(
-        "--onnxruntime/--no-onnxruntime",
-        help="Also time each model's ONNX export on ONNX Runtime's CPU provider (default: when installed).")] = None,
-    out: Annotated[Optional[Path], typer.Option(help="Write result rows to this CSV file.")] = Path("results/profile.csv"),
+    models: ModelsOption,
+    dataset: JointsDatasetOption = "nyu",
+    device: ProfileDeviceOption = DeviceChoice.cpu,
+    threads: LatencyThreadsOption = None,
+    batch: BatchOption = 1,
+    throughput_batch: ThroughputBatchOption = 32,
+    rounds: RoundsOption = 3,
+    min_time: MinTimeOption = 1.0,
+    reference: ReferenceOption = None,
+    fvcore: FvcoreOption = True,
+    onnxruntime: OnnxruntimeOption = None,
+    out: ProfileOutOption = Path("results/profile.csv"),
 ) -> None:
     """Parameters, MACs from thop / exact / fvcore counters, and latency with spread."""
-    import importlib.util
+    from hpbench._render import show_profile
+    from hpbench.profile import profile_report
 
-    import torch
-    from rich.table import Table
-
-    from hpbench.profile import ONNXRUNTIME, COUNTER_CONVENTIONS, profile_models, profile_rows, summarize_rounds
-    from hpbench.registry import UnknownNameError, list_models
-    from hpbench.results import write_results
-
-    names = [name.strip() for name in models.split(",") if name.strip()]
-    if reference is None and "trinet" in list_models():
-        reference = "trinet"
-    if reference is not None and reference not in names:
-        names.insert(0, reference)
-    console, errors = _console(), _console(stderr=True)
-    devices = ["cpu"] if device is DeviceChoice.cpu else ["cuda"] if device is DeviceChoice.cuda else ["cpu", "cuda"]
-    if "cuda" in devices and not torch.cuda.is_available():
-        errors.print("[yellow]no GPU:[/] CUDA latency skipped on this machine", markup=True)
-        devices.remove("cuda")
-    try:
-        profiles = profile_models(
-            names, dataset=dataset, devices=devices, threads=threads, batch=batch, throughput_batch=throughput_batch,
-            rounds=rounds, min_run_time_s=min_time, fvcore=fvcore,
-            onnxruntime=importlib.util.find_spec("onnxruntime") is not None if onnxruntime is None else onnxruntime,
-            progress=lambda text: errors.print(text, style="dim"),
-        )
-    except UnknownNameError as error:
-        _fail(str(error))
-    table = Table("model", "params", "thop GMAC", "exact GMAC", "fvcore GMAC", title=f"cost at {dataset} joints")
-    table.columns[0].no_wrap = True
-    reference_latency = {}
-    for profile in profiles:
-        if profile.model == reference:
-            reference_latency = {d: summarize_rounds(v)["median_ms"] for d, v in profile.latency.items()}
-    if any(ONNXRUNTIME in profile.latency for profile in profiles):  # ONNX Runtime next to PyTorch's cpu
-        devices.insert(devices.index("cpu") + 1 if "cpu" in devices else 0, ONNXRUNTIME)
-    for dev in devices:
-        table.add_column(f"{dev} ms median [p10-p90]")
-        table.add_column(f"{dev} spread")
-        if reference is not None:
-            table.add_column(f"{dev} x {reference}")
-        if throughput_batch and dev != ONNXRUNTIME:
-            table.add_column(f"{dev} samples/s @{throughput_batch}")
-    for profile in profiles:
-        macs = profile.macs
-        cells = [profile.model + (" (!)" if macs.disagree else ""), f"{profile.params:,}", f"{macs.thop / 1e9:.3f}",
-                 f"{macs.exact / 1e9:.3f}", "-" if macs.fvcore is None else f"{macs.fvcore / 1e9:.3f}"]
-        for dev in devices:
-            if dev not in profile.latency:  # its ONNX export failed: see the notes
-                cells += ["-"] * (2 + (reference is not None))
-                continue
-            summary = summarize_rounds(profile.latency[dev])
-            cells += [f"{summary['median_ms']:.2f} [{summary['p10_ms']:.2f}-{summary['p90_ms']:.2f}]",
-                      f"{100 * summary['spread']:.0f} %"]
-            if reference is not None:
-                cells.append(f"{summary['median_ms'] / reference_latency[dev]:.2f}" if dev in reference_latency else "-")
-            if throughput_batch and dev != ONNXRUNTIME:
-                cells.append(f"{profile.throughput[dev].throughput:.0f}")
-        table.add_row(*cells)
-    console.print(table)
-    first = next(iter(profiles[0].latency.values()), None)
-    if first:
-        env = first[0].env
-        console.print(f"latency: {first[0].method}, batch {batch}, {env.dtype}, {env.threads} threads, "
-                      f"{env.device_name}, torch {env.torch}; spread = (max - min) / median of {rounds} "
-                      "interleaved rounds", markup=False)
-    ort = next((p.latency[ONNXRUNTIME][0] for p in profiles if ONNXRUNTIME in p.latency), None)
-    if ort:
-        console.print(f"{ONNXRUNTIME}: {ort.method}, each model's ONNX export at the same batch and "
-                      f"{ort.env.threads} threads", markup=False)
-    for name, convention in COUNTER_CONVENTIONS.items():
-        console.print(f"{name}: {convention}", markup=False)
-    for profile in profiles:
-        for note in profile.macs.notes:
-            console.print(f"(!) {profile.model}: {note}" if profile.macs.disagree else f"{profile.model}: {note}",
-                          markup=False)
-        if profile.excluded_params:
-            console.print(f"{profile.model}: parameters exclude {profile.excluded_params}", markup=False)
-        if profile.onnx_max_abs_diff is not None:
-            console.print(f"{profile.model}: ONNX export, max |onnxruntime - torch| = {profile.onnx_max_abs_diff:.2g}",
-                          markup=False)
-        for note in profile.notes:
-            console.print(f"{profile.model}: {note}", markup=False)
-        if profile.unused:
-            console.print(f"{profile.model}: {len(profile.unused)} parameter tensors get no gradient: "
-                          f"{', '.join(profile.unused[:5])}", markup=False)
-        if profile.declared_params is not None and profile.declared_params != profile.params:
-            errors.print(f"{profile.model}: card declares {profile.declared_params:,} parameters, "
-                         f"the model has {profile.params:,}", markup=False)
-    if out is not None:
-        write_results(profile_rows(profiles), out)
-        console.print(f"wrote {out}", markup=False)
+    names = _parse_models(models)
+    if reference is not None:
+        (reference,) = _parse_models(reference, "--reference")
+    show_profile(profile_report(
+        names, dataset=dataset, device=device.value, reference=reference, threads=threads, batch=batch,
+        throughput_batch=throughput_batch, rounds=rounds, min_run_time_s=min_time, fvcore=fvcore,
+        onnxruntime=onnxruntime, out=out, progress=lambda text: _console(stderr=True).print(text, style="dim")))
 
 
-@app.command("synth")
+@app.command("synth", short_help="Render a synthetic hand dataset (ICVL or NYU format).")
 def synth_command(
-    out: Annotated[Path, typer.Option("--out", "-o", help="Folder to write (new, or an earlier synth output).")],
-    dataset: Annotated[str, typer.Option("--dataset", "-d", help="Format and camera: icvl (synth) or nyu (synth-nyu).")] = "icvl",
-    frames: Annotated[int, typer.Option(min=1, help="Training frames.")] = 2000,
-    test_frames: Annotated[Optional[int], typer.Option(min=1, help="Test frames (default frames / 4).")] = None,
-    seed: Annotated[int, typer.Option(help="Random seed: same seed, same bytes.")] = 0,
-    from_labels: Annotated[Optional[Path], typer.Option(help="Render the test split from this label file's poses.")] = None,
-    workers: Annotated[Optional[int], typer.Option(min=1, help="Processes (default: all cores).")] = None,
+    out: SynthOutOption,
+    dataset: SynthDatasetOption = "icvl",
+    frames: RenderFramesOption = 2000,
+    test_frames: SynthTestFramesOption = None,
+    seed: SynthSeedOption = 0,
+    from_labels: FromLabelsOption = None,
+    workers: WorkersOption = None,
 ) -> None:
     """Render a synthetic hand dataset in the real ICVL or NYU on-disk format."""
     from hpbench.data.formats import DatasetError
@@ -466,7 +237,25 @@ def synth_command(
                              from_labels=from_labels, workers=workers, progress=True)
     except (DatasetError, FileExistsError, ValueError) as error:
         _fail(str(error))
-    _console().print(summary.describe(), markup=False)
+    _console().print(summary.describe())
+
+
+@app.command("throughput", short_help="Measure the data pipeline's rates.")
+def throughput_command(
+    dataset: ThroughputDatasetOption = "synth",
+    frames: RenderFramesOption = 2000,
+    workers: WorkersOption = None,
+    size: CropSizeOption = 128,
+) -> None:
+    """Measure the data pipeline: rendered frames/s, crop caching frames/s, augmented crops/s into a DataLoader."""
+    from hpbench._render import show_throughput
+    from hpbench.data.formats import DatasetError
+    from hpbench.data.throughput import measure_throughput
+
+    try:
+        show_throughput(measure_throughput(dataset, frames=frames, workers=workers, size_px=size))
+    except (DatasetError, ValueError) as error:
+        _fail(str(error))
 
 
 @app.command("run")
@@ -492,14 +281,11 @@ def run_command(
     eval_dir: EvalDirOption = None,
 ) -> None:
     """Train, evaluate, profile and report models on a dataset (synthetic by default)."""
+    settings = _run_settings(locals())
     from hpbench.runner import RunConfig, run
 
-    names = _parse_models(models)
-    _check_device(device)
-    config = RunConfig(models=names, dataset=dataset, seed=seed, epochs=epochs, max_steps=max_steps,
-                       batch_size=batch_size, frames=frames, test_frames=test_frames, quick=quick, data_root=data_root,
-                       results_dir=results, reports_dir=reports, device=device, threads=threads, resume=resume, profile=profile, compile=compile,
-                       floor=floor, eval_dir=eval_dir)
+    config = RunConfig(models=_parse_models(models), dataset=_parse_dataset(dataset), seed=seed, settings=settings,
+                       results_dir=results, reports_dir=reports, floor=floor, eval_dir=eval_dir)
     console = _console()
     runs, written = run(config, echo=lambda text: console.print(text, markup=False))
     for item in runs:
@@ -508,8 +294,8 @@ def run_command(
         else:
             console.print(f"{item.model}: mean error {item.mean_error_mm:.2f} mm; {'; '.join(item.notes)}",
                           markup=False)
-    console.print(f"results in {results / dataset}, report: {', '.join(str(p) for p in written) or 'none'}",
-                  markup=False)
+    console.print(f"results in {results / config.dataset.name}, report: "
+                  f"{', '.join(str(p) for p in written) or 'none'}", markup=False)
     if any(item.error for item in runs):
         raise typer.Exit(1)
 
@@ -539,105 +325,56 @@ def train_command(
     trains data parallel over the processes (gloo on CPU, NCCL on CUDA); rank 0
     writes the logs, checkpoints and results.
     """
+    settings = _run_settings(locals())
     import torch
 
     from hpbench import distributed
-    from hpbench.data.formats import DatasetError
-    from hpbench.runner import RunConfig, config_data_root, run_model
+    from hpbench.runner import run_one
 
-    (model,) = _parse_models(model)
-    _check_device(device)
-    if threads:
-        torch.set_num_threads(threads)
-    config = RunConfig(models=(model,), dataset=dataset, seed=seed, epochs=epochs, max_steps=max_steps,
-                       batch_size=batch_size, frames=frames, test_frames=test_frames, quick=quick, data_root=data_root,
-                       results_dir=results, device=device, threads=threads, resume=resume, profile=profile, compile=compile, floor=False)
+    (name,), spec = _parse_models(model), _parse_dataset(dataset)
     console = _console()
-    try:
-        with distributed.process_group(device):
-            main = distributed.is_main()
-            if main and distributed.is_distributed():
-                console.print(f"data parallel over {distributed.world_size()} processes "
-                              f"({torch.distributed.get_backend()})", markup=False)
-            with distributed.main_first():  # rank 0 renders a synthetic set once; the others reuse it
-                root = config_data_root(config, progress=main)
-            outcome = run_model(model, config, data_root=root, progress=main,
-                                echo=lambda text: console.print(text, markup=False))
-    except (DatasetError, FileNotFoundError, ValueError) as error:
-        _fail(str(error))
+    with distributed.process_group(device):
+        main = distributed.is_main()
+        if main and distributed.is_distributed():
+            console.print(f"data parallel over {distributed.world_size()} processes "
+                          f"({torch.distributed.get_backend()})", markup=False)
+        outcome = run_one(name, spec, seed, settings, results_dir=results, progress=main,
+                          echo=lambda text: console.print(text, markup=False))
+    if outcome.error is not None:
+        _fail(f"{outcome.error} (traceback in {outcome.run_dir.error})")
     if main:
-        console.print(f"{model}: mean error {outcome.mean_error_mm:.2f} mm; {'; '.join(outcome.notes)}", markup=False)
-        console.print(f"results in {outcome.run_dir}", markup=False)
+        console.print(f"{name}: mean error {outcome.mean_error_mm:.2f} mm; {'; '.join(outcome.notes)}", markup=False)
+        console.print(f"results in {outcome.run_dir.path}", markup=False)
 
 
-class ExportFormat(str, enum.Enum):
-    onnx = "onnx"
-
-
-@app.command("export")
+@app.command("export", short_help="Export a model to ONNX, check it, time it.")
 def export_command(
-    model: Annotated[str, typer.Option("--model", "-m", help="Registered model name.")],
-    format: Annotated[ExportFormat, typer.Option("--format", "-f", help="Output format.")] = ExportFormat.onnx,
-    dataset: Annotated[str, typer.Option("--dataset", "-d", help="Joint count from this dataset: icvl, nyu, msra.")] = "nyu",
-    out: Annotated[Optional[Path], typer.Option("--out", "-o", help="Output file (default: ./MODEL-DATASET.onnx).")] = None,
-    checkpoint: Annotated[Optional[Path], typer.Option(help="Weights (.safetensors) to export; default: initial weights.")] = None,
-    opset: Annotated[Optional[int], typer.Option(min=7, help="ONNX opset (default: hpbench.export.DEFAULT_OPSET).")] = None,
-    dynamic_batch: Annotated[bool, typer.Option("--dynamic-batch/--static-batch", help="Symbolic batch axis.")] = True,
-    atol: Annotated[float, typer.Option(min=0.0, help="Largest accepted |onnxruntime - torch| (crop px, normalized depth).")] = 1e-4,
-    threads: Annotated[Optional[int], typer.Option(min=1, help="CPU threads for latency (default: all cores torch uses).")] = None,
-    min_time: Annotated[float, typer.Option(min=0.05, help="Seconds of timing per runtime.")] = 1.0,
-    latency: Annotated[bool, typer.Option("--latency/--no-latency", help="Time onnxruntime and torch at batch 1.")] = True,
+    model: ModelOption,
+    format: ExportFormatOption = ExportFormat.onnx,
+    dataset: JointsDatasetOption = "nyu",
+    out: ExportOutOption = None,
+    checkpoint: ExportCheckpointOption = None,
+    opset: OpsetOption = None,
+    dynamic_batch: DynamicBatchOption = True,
+    atol: AtolOption = 1e-4,
+    threads: LatencyThreadsOption = None,
+    min_time: MinTimeOption = 1.0,
+    latency: LatencyOption = True,
 ) -> None:
     """Export a model to ONNX, check onnxruntime against PyTorch, and time both on the CPU."""
-    from hpbench.cards import CardError, load_card
-    from hpbench.export import (
-        DEFAULT_OPSET,
-        OnnxExportError,
-        OnnxMismatchError,
-        OnnxUnavailableError,
-        check_onnx,
-        example_input,
-        export_onnx,
-    )
-    from hpbench.profile import measure_latency, onnxruntime_latency
-    from hpbench.registry import UnknownNameError, create_model
-    from hpbench.train import load_checkpoint_weights
+    from hpbench._render import show_export
+    from hpbench.export import OnnxExportError, OnnxMismatchError, OnnxUnavailableError, export_model
 
+    (model,) = _parse_models(model, "--model")
     try:
-        network = create_model(model, dataset=dataset).eval()
-        if checkpoint is not None:
-            load_checkpoint_weights(network, checkpoint)
-    except (UnknownNameError, FileNotFoundError, ValueError) as error:
-        _fail(str(error))
-    try:
-        shape = load_card(model).input_shape
-    except CardError:
-        shape = (1, network.input_size, network.input_size)
-    path = out if out is not None else Path(f"{model}-{dataset}.{format.value}")
-    opset = opset or DEFAULT_OPSET
-    batches = (1, 3) if dynamic_batch else (1,)
-    try:
-        export_onnx(network, example_input(shape), path, opset=opset, dynamic_batch=dynamic_batch)
-        diffs = {b: check_onnx(network, path, example_input(shape, batch=b, seed=b), atol=atol) for b in batches}
-    except (OnnxUnavailableError, OnnxExportError) as error:
-        _fail(str(error))
+        report = export_model(model, out, dataset=dataset, checkpoint=checkpoint, opset=opset,
+                              dynamic_batch=dynamic_batch, atol=atol, threads=threads, min_run_time_s=min_time,
+                              latency=latency)
     except OnnxMismatchError as error:
         _fail(f"{error}; the file is kept for inspection", code=1)
-    console = _console()
-    console.print(f"wrote {path} ({path.stat().st_size / 1e6:.2f} MB, opset {opset}, "
-                  f"{'dynamic' if dynamic_batch else 'static'} batch, input {'x'.join(map(str, shape))})", markup=False)
-    console.print("max |onnxruntime - torch| = " + ", ".join(f"{d:.2g} at batch {b}" for b, d in diffs.items())
-                  + f" (atol {atol:g})", markup=False)
-    if latency:
-        example = example_input(shape)
-        timed = {"torch": measure_latency(network, example, threads=threads, min_run_time_s=min_time),
-                 "onnxruntime": onnxruntime_latency(path, example, threads=threads, min_run_time_s=min_time)}
-        env = timed["torch"].env
-        console.print(f"cpu latency at batch 1, {env.threads} threads, {env.device_name}:", markup=False)
-        for name, measured in timed.items():
-            ratio = measured.median_ms / timed["torch"].median_ms
-            console.print(f"  {name:12s} {measured.median_ms:8.2f} ms [{measured.p10_ms:.2f}-{measured.p90_ms:.2f}]"
-                          f"  x{ratio:.2f}  ({measured.method})", markup=False)
+    except (OnnxUnavailableError, OnnxExportError, FileNotFoundError, ValueError) as error:
+        _fail(str(error))
+    show_export(report)
 
 
 class ExecutorChoice(str, enum.Enum):
@@ -656,6 +393,29 @@ def _parse_seeds(text: str) -> tuple[int, ...]:
         except ValueError:
             _fail(f"--seeds takes comma-separated integers or ranges like 0-4, got {part!r}")
     return tuple(dict.fromkeys(seeds))
+
+
+def _parse_dataset(name: str):  # -> hpbench.data.specs.DatasetSpec
+    """The spec of registered dataset ``name``; an unknown name fails with close matches."""
+    from hpbench.data.specs import get_dataset
+    from hpbench.registry import UnknownNameError
+
+    try:
+        return get_dataset(name)
+    except UnknownNameError as error:
+        _fail(str(error))
+
+
+def _run_settings(options: dict[str, object], *, check_device: bool = True):  # -> hpbench.runner.RunSettings
+    """The RunSettings of `run`, `train` or `sweep` from the command's parameters (its ``locals()``, taken
+    first thing): each field from the option of the same name, the others at their default; the device checked."""
+    from dataclasses import fields
+
+    from hpbench.runner import RunSettings
+
+    if check_device:
+        _check_device(str(options["device"]))
+    return RunSettings(**{field.name: options[field.name] for field in fields(RunSettings) if field.name in options})
 
 
 @app.command("sweep")
@@ -692,19 +452,16 @@ def sweep_command(
     Runs that already have metrics.csv are skipped and interrupted ones resume from
     their last checkpoint: submit the same sweep again to finish it.
     """
-    from hpbench.sweep import SweepConfig, sweep
+    settings = _run_settings(locals(), check_device=executor is not ExecutorChoice.slurm)  # Slurm: GPUs on nodes
+    from hpbench.sweep import Jobs, SweepConfig, sweep
 
-    names = _parse_models(models)
-    if executor is not ExecutorChoice.slurm:  # on Slurm the GPUs are on the nodes, not here
-        _check_device(device)
     try:
         config = SweepConfig(
-            models=names, datasets=_parse_list(datasets, "--datasets"), seeds=_parse_seeds(seeds), epochs=epochs,
-            max_steps=max_steps, batch_size=batch_size, quick=quick, frames=frames, test_frames=test_frames,
-            data_seed=data_seed, data_root=data_root, results_dir=results, reports_dir=reports, device=device,
-            threads=threads, profile=profile, floor=floor, force=force, eval_dir=eval_dir, executor=executor.value,
-            max_parallel=max_parallel, timeout_min=timeout, partition=partition, gpus_per_job=gpus, cpus_per_job=cpus,
-            log_dir=log_dir,
+            models=_parse_models(models), datasets=tuple(map(_parse_dataset, _parse_list(datasets, "--datasets"))),
+            seeds=_parse_seeds(seeds), settings=settings, data_seed=data_seed, results_dir=results,
+            reports_dir=reports, eval_dir=eval_dir, floor=floor, force=force,
+            jobs=Jobs(executor=executor.value, max_parallel=max_parallel, timeout_min=timeout, partition=partition,
+                      gpus_per_job=gpus, cpus_per_job=cpus, log_dir=log_dir),
         )
     except ValueError as error:
         _fail(str(error))
@@ -716,7 +473,7 @@ def sweep_command(
     counts = {status: sum(o.status == status for o in outcomes) for status in ("done", "skipped", "failed")}
     console.print(f"{len(outcomes)} runs: {counts['done']} trained, {counts['skipped']} already done, "
                   f"{counts['failed']} failed; results in {results}, reports in "
-                  f"{', '.join(str(reports / name) for name in config.datasets)}", markup=False)
+                  f"{', '.join(str(reports / spec.name) for spec in config.datasets)}", markup=False)
     for outcome in outcomes:
         if outcome.status == "failed":
             console.print(f"[red]{outcome.model} on {outcome.dataset}, seed {outcome.seed}: failed[/] {outcome.error}")

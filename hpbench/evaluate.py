@@ -17,7 +17,7 @@ from torch import nn
 
 from hpbench import metrics
 from hpbench.data.crop import CropTransform
-from hpbench.data.specs import get_dataset
+from hpbench.data.specs import DatasetSpec
 from hpbench.predictions import write_prediction_file
 from hpbench.scoring import Score
 
@@ -54,43 +54,45 @@ def evaluate(
     model: nn.Module,
     cache: Any,
     *,
+    dataset: DatasetSpec,
     method: str,
     predictions_path: str | os.PathLike[str],
     batch_size: int | None = None,
     device: str = "cpu",
     progress: bool = False,
 ) -> Score:
-    """Score ``model`` on a test :class:`hpbench.data.cache.CropCache`; writes the prediction file.
+    """Score ``model`` on a test :class:`hpbench.data.cache.CropCache` of ``dataset``; writes the
+    prediction file.
 
     Errors are 3D distances in mm between decoded predictions and the cache's
     image labels, both converted with the dataset's camera.
     """
     from hpbench.data.cache import CropDataset
 
-    spec = get_dataset(cache.dataset)
+    if cache.dataset != dataset.name:
+        raise ValueError(f"the crop cache {cache.path} holds {cache.dataset!r}, not {dataset.name!r}")
     crops = predict_crops(model, CropDataset(cache), batch_size=batch_size, device=device, progress=progress)
     transform: CropTransform = cache.transform
     pred_uvd = transform.to_image(crops)
     path = write_prediction_file(predictions_path, pred_uvd, names=list(cache.files))
-    errors = metrics.joint_errors_mm(spec.camera.uvd_to_xyz(pred_uvd), spec.camera.uvd_to_xyz(cache.uvd))
+    errors = metrics.joint_errors_mm(dataset.camera.uvd_to_xyz(pred_uvd), dataset.camera.uvd_to_xyz(cache.uvd))
     total = len(cache.uvd)
-    return Score(method=method, source=Path(path), dataset=spec, errors_mm=errors, frame_indices=np.arange(total),
+    return Score(method=method, source=Path(path), dataset=dataset, errors_mm=errors, frame_indices=np.arange(total),
                  frames=f"{total}/{total}", reading="uvd (model output)")
 
 
 def crop_settings(card: Any):  # -> hpbench.data.cache.CropSettings
-    """Crop size (the card's input) and cube (its recipe's ``cube_mm``, else the dataset's) of a model."""
+    """Crop size (px, the card's input) and cube (mm: its recipe's ``cube_mm``, else the dataset's) of a model."""
     from hpbench.data.cache import CropSettings
 
-    cube = card.recipe.get("cube_mm")
-    return CropSettings(size_px=card.input_shape[-1], cube_mm=None if cube is None else float(cube))
+    return CropSettings(size_px=card.input_shape[-1], cube_mm=card.recipe.cube_mm)
 
 
 def evaluate_checkpoint(
     name: str,
     checkpoint: str | os.PathLike[str] | None,
     *,
-    dataset: str,
+    dataset: DatasetSpec,
     data_root: str | os.PathLike[str] | None,
     predictions_path: str | os.PathLike[str],
     batch_size: int | None = None,
@@ -104,14 +106,15 @@ def evaluate_checkpoint(
     """
     from hpbench.cards import load_card, zoo_checkpoint
     from hpbench.data.cache import open_crop_cache
-    from hpbench.registry import create_model, models
+    from hpbench.models import create_model, models
     from hpbench.train import load_checkpoint_weights
 
     models.get(name)  # unknown names fail first, with close matches
-    path = zoo_checkpoint(name, dataset) if checkpoint is None else Path(checkpoint)
+    path = zoo_checkpoint(name, dataset.name) if checkpoint is None else Path(checkpoint)
     if not path.is_file():
         raise FileNotFoundError(f"checkpoint {path} does not exist")
-    cache = open_crop_cache(dataset, "test", crop_settings(load_card(name)), data_root=data_root, progress=progress)
+    cache = open_crop_cache(dataset.name, "test", crop_settings(load_card(name)), data_root=data_root,
+                            progress=progress)
     model = load_checkpoint_weights(create_model(name, num_joints=cache.joints.shape[1]), path)
-    return evaluate(model, cache, method=name, predictions_path=predictions_path, batch_size=batch_size,
-                    device=device, progress=progress), path
+    return evaluate(model, cache, dataset=dataset, method=name, predictions_path=predictions_path,
+                    batch_size=batch_size, device=device, progress=progress), path

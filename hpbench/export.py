@@ -25,21 +25,27 @@ import os
 import re
 import tempfile
 import warnings
+from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
 from torch import nn
 
+if TYPE_CHECKING:
+    from hpbench.profile import Latency
+
 __all__ = [
     "DEFAULT_OPSET",
+    "ExportReport",
     "OnnxExportError",
     "OnnxMismatchError",
     "OnnxUnavailableError",
     "check_onnx",
     "example_input",
+    "export_model",
     "export_onnx",
     "onnxruntime_session",
     "run_onnx",
@@ -192,3 +198,62 @@ def check_onnx(
         raise OnnxMismatchError(f"{path}: ONNX Runtime differs from PyTorch by {difference:.3g} > atol {atol:g} "
                                 f"at batch {example.shape[0]}")
     return difference
+
+
+@dataclass(frozen=True)
+class ExportReport:
+    """An exported and checked ONNX file: its input shape (without batch), the max |ONNX Runtime - PyTorch|
+    per checked batch size, and (when timed) CPU latency at batch 1 per runtime, "torch" first."""
+
+    path: Path
+    opset: int
+    dynamic_batch: bool
+    input_shape: tuple[int, ...]
+    atol: float
+    max_abs_diff: dict[int, float]
+    latency: dict[str, Latency] = field(default_factory=dict)
+
+
+def export_model(
+    name: str,
+    path: str | os.PathLike[str] | None = None,
+    *,
+    dataset: str = "nyu",
+    checkpoint: str | os.PathLike[str] | None = None,
+    opset: int | None = None,
+    dynamic_batch: bool = True,
+    atol: float = 1e-4,
+    threads: int | None = None,
+    min_run_time_s: float = 1.0,
+    latency: bool = True,
+) -> ExportReport:
+    """Export registered model ``name`` (``dataset``'s joints; ``checkpoint``'s weights, else its initial
+    ones) to ``path`` (default ``./NAME-DATASET.onnx``), check ONNX Runtime against PyTorch at batch 1
+    (and 3 with ``dynamic_batch``), and optionally time both on the CPU.
+
+    Raises OnnxMismatchError (the file is kept for inspection) above ``atol``.
+    """
+    from hpbench.cards import CardError, load_card
+    from hpbench.models import create_model
+    from hpbench.profile import measure_latency, onnxruntime_latency
+    from hpbench.train import load_checkpoint_weights
+
+    network = create_model(name, dataset=dataset).eval()
+    if checkpoint is not None:
+        load_checkpoint_weights(network, checkpoint)
+    try:
+        shape = load_card(name).input_shape
+    except CardError:
+        shape = (1, network.input_size, network.input_size)
+    path = Path(path) if path is not None else Path(f"{name}-{dataset}.onnx")
+    opset = opset or DEFAULT_OPSET
+    export_onnx(network, example_input(shape), path, opset=opset, dynamic_batch=dynamic_batch)
+    diffs = {batch: check_onnx(network, path, example_input(shape, batch=batch, seed=batch), atol=atol)
+             for batch in ((1, 3) if dynamic_batch else (1,))}
+    timed = {}
+    if latency:
+        example = example_input(shape)
+        timed = {"torch": measure_latency(network, example, threads=threads, min_run_time_s=min_run_time_s),
+                 "onnxruntime": onnxruntime_latency(path, example, threads=threads, min_run_time_s=min_run_time_s)}
+    return ExportReport(path=path, opset=opset, dynamic_batch=dynamic_batch, input_shape=tuple(shape), atol=atol,
+                        max_abs_diff=diffs, latency=timed)

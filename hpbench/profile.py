@@ -37,10 +37,15 @@ import numpy as np
 import torch
 from torch import nn
 
+from hpbench._text import plural
+
 __all__ = [
     "COUNTER_CONVENTIONS",
+    "DEFAULT_REFERENCE",
     "ONNXRUNTIME",
+    "CostRow",
     "Environment",
+    "LatencyRow",
     "Latency",
     "MacCounts",
     "count_macs",
@@ -54,7 +59,9 @@ __all__ = [
     "unused_parameters",
     "interleaved_latency",
     "profile_models",
+    "profile_report",
     "profile_rows",
+    "ProfileReport",
     "summarize_rounds",
     "ModelProfile",
 ]
@@ -451,7 +458,7 @@ def profile_models(
     ``ONNXRUNTIME``), or leave a note why not.
     """
     from hpbench.cards import CardError, load_card
-    from hpbench.registry import create_model
+    from hpbench.models import create_model
 
     built: dict[str, tuple[nn.Module, tuple[int, ...], object]] = {}
     for name in names:
@@ -465,7 +472,7 @@ def profile_models(
     profiles: dict[str, dict[str, object]] = {}
     for name, (model, shape, card) in built.items():
         if progress:
-            progress(f"counting {name}")
+            progress(f"{name}: counting parameters and MACs")
         example = torch.zeros(1, *shape)
         declared = card.declared.get(dataset) if card is not None else None
         unused = unused_parameters(model, example)
@@ -481,7 +488,7 @@ def profile_models(
         }
     for device in devices:
         if progress:
-            progress(f"timing on {device}")
+            progress(f"timing {plural(len(built), 'model')} on {device}, {plural(rounds, 'round')}")
         options = dict(device=device, threads=threads, min_run_time_s=min_run_time_s)
         timed = interleaved_latency(
             {name: (model, torch.zeros(batch, *shape)) for name, (model, shape, _) in built.items()},
@@ -517,7 +524,7 @@ def _time_onnxruntime(built: dict[str, tuple[nn.Module, tuple[int, ...], object]
         files: dict[str, tuple[Path, tuple[int, ...]]] = {}
         for index, (name, (model, shape, _)) in enumerate(built.items()):
             if progress:
-                progress(f"exporting {name} to ONNX")
+                progress(f"{name}: exporting to ONNX")
             try:
                 path = export_onnx(model, example_input(shape), Path(folder) / f"{index}.onnx")
                 # no tolerance here: a larger difference is reported beside the latency, not fatal
@@ -536,7 +543,7 @@ def _time_onnxruntime(built: dict[str, tuple[nn.Module, tuple[int, ...], object]
                 profiles[name]["notes"] += (f"onnxruntime differs from PyTorch by "
                                             f"{profiles[name]['onnx_max_abs_diff']:.2g} > {ONNX_TOLERANCE:g}",)
         if progress and files:
-            progress("timing on onnxruntime-cpu")
+            progress(f"timing {plural(len(files), 'ONNX export')} on {ONNXRUNTIME}, {plural(rounds, 'round')}")
         for _ in range(rounds):
             for name, (path, shape) in files.items():
                 latency = onnxruntime_latency(path, torch.zeros(batch, *shape), threads=threads,
@@ -577,3 +584,154 @@ def profile_rows(profiles: Sequence[ModelProfile]):  # -> pandas.DataFrame
         frames.append(make_rows(records, model=profile.model, dataset=profile.dataset, split="profile",
                                 hpbench=hpbench.__version__))
     return pd.concat(frames, ignore_index=True)
+
+
+DEFAULT_REFERENCE = "trinet"
+"""Model whose latency the others are divided by, when registered and no other is asked for."""
+
+
+@dataclass(frozen=True)
+class CostRow:
+    """One model's parameters and MACs (billions) per counter; ``disagree``: counters differ > 5 %."""
+
+    model: str
+    params: int
+    thop_gmac: float
+    exact_gmac: float
+    fvcore_gmac: float | None
+    disagree: bool
+
+
+@dataclass(frozen=True)
+class LatencyRow:
+    """One model's latency on one device over the interleaved rounds, its ratio to the reference
+    on that device (None: no reference, or none timed there) and its throughput (None: not measured)."""
+
+    model: str
+    device: str
+    median_ms: float
+    p10_ms: float
+    p90_ms: float
+    spread: float
+    ratio: float | None
+    samples_per_s: float | None
+
+
+@dataclass(frozen=True)
+class ProfileReport:
+    """What ``hpbench profile`` shows: cost and latency rows, notes (conventions, environment, per-model
+    caveats), warnings (skipped devices, cards that disagree with the code) and the results file written."""
+
+    dataset: str
+    reference: str | None
+    throughput_batch: int
+    profiles: tuple[ModelProfile, ...]
+    costs: tuple[CostRow, ...]
+    latencies: tuple[LatencyRow, ...]
+    notes: tuple[str, ...]
+    warnings: tuple[str, ...]
+    written: os.PathLike[str] | None = None
+
+
+def profile_report(
+    names: Sequence[str],
+    *,
+    dataset: str = "nyu",
+    device: str = "cpu",
+    reference: str | None = None,
+    threads: int | None = None,
+    batch: int = 1,
+    throughput_batch: int = 32,
+    rounds: int = 3,
+    min_run_time_s: float = 1.0,
+    fvcore: bool = True,
+    onnxruntime: bool | None = None,
+    out: os.PathLike[str] | None = None,
+    progress: Callable[[str], None] | None = None,
+) -> ProfileReport:
+    """Profile ``names`` beside a reference model and tabulate the results (``out``: also write result rows).
+
+    ``device``: cpu, cuda or auto (cpu, and cuda when present); an absent GPU is a warning.
+    ``reference`` defaults to :data:`DEFAULT_REFERENCE` when registered and is profiled first.
+    ``onnxruntime`` defaults to whether onnxruntime is installed.
+    """
+    import importlib.util
+
+    from hpbench.models import list_models
+
+    if reference is None and DEFAULT_REFERENCE in list_models():
+        reference = DEFAULT_REFERENCE
+    names = list(dict.fromkeys([reference, *names] if reference is not None else names))
+    devices = {"cpu": ["cpu"], "cuda": ["cuda"], "auto": ["cpu", "cuda"]}[device]
+    warnings_: list[str] = []
+    if "cuda" in devices and not torch.cuda.is_available():
+        warnings_.append("no GPU: CUDA latency skipped on this machine")
+        devices.remove("cuda")
+    if onnxruntime is None:
+        onnxruntime = importlib.util.find_spec("onnxruntime") is not None
+    profiles = profile_models(names, dataset=dataset, devices=devices, threads=threads, batch=batch,
+                              throughput_batch=throughput_batch, rounds=rounds, min_run_time_s=min_run_time_s,
+                              fvcore=fvcore, onnxruntime=onnxruntime, progress=progress)
+    warnings_ += [f"{p.model}: card declares {p.declared_params:,} parameters, the model has {p.params:,}"
+                  for p in profiles if p.declared_params is not None and p.declared_params != p.params]
+    if out is not None:
+        from hpbench.results import write_results
+
+        write_results(profile_rows(profiles), out)
+    return ProfileReport(
+        dataset=dataset, reference=reference, throughput_batch=throughput_batch, profiles=tuple(profiles),
+        costs=tuple(_cost_row(profile) for profile in profiles), latencies=_latency_rows(profiles, reference),
+        notes=_profile_notes(profiles, batch=batch, rounds=rounds), warnings=tuple(warnings_), written=out,
+    )
+
+
+def _cost_row(profile: ModelProfile) -> CostRow:
+    macs = profile.macs
+    return CostRow(model=profile.model, params=profile.params, thop_gmac=macs.thop / 1e9, exact_gmac=macs.exact / 1e9,
+                   fvcore_gmac=None if macs.fvcore is None else macs.fvcore / 1e9, disagree=macs.disagree)
+
+
+def _latency_rows(profiles: Sequence[ModelProfile], reference: str | None) -> tuple[LatencyRow, ...]:
+    """Rows per model, then device in timing order: PyTorch's cpu, ONNX Runtime's, then cuda."""
+    order = {"cpu": 0, ONNXRUNTIME: 1}
+    baseline = {device: summarize_rounds(latencies)["median_ms"]
+                for p in profiles if p.model == reference for device, latencies in p.latency.items()}
+    rows = []
+    for profile in profiles:
+        for device in sorted(profile.latency, key=lambda name: order.get(name, 2)):
+            summary = summarize_rounds(profile.latency[device])
+            big = profile.throughput.get(device)
+            rows.append(LatencyRow(
+                model=profile.model, device=device, median_ms=summary["median_ms"], p10_ms=summary["p10_ms"],
+                p90_ms=summary["p90_ms"], spread=summary["spread"],
+                ratio=summary["median_ms"] / baseline[device] if device in baseline else None,
+                samples_per_s=None if big is None else big.throughput,
+            ))
+    return tuple(rows)
+
+
+def _profile_notes(profiles: Sequence[ModelProfile], *, batch: int, rounds: int) -> tuple[str, ...]:
+    """How latency was measured, what each counter counts, and each model's caveats, one line each."""
+    notes = []
+    first = next(iter(profiles[0].latency.values()), None) if profiles else None
+    if first:
+        env = first[0].env
+        notes.append(f"latency: {first[0].method}, batch {batch}, {env.dtype}, {plural(env.threads, 'thread')}, "
+                     f"{env.device_name}, torch {env.torch}; spread = (max - min) / median of "
+                     f"{plural(rounds, 'interleaved round')}")
+    ort = next((p.latency[ONNXRUNTIME][0] for p in profiles if ONNXRUNTIME in p.latency), None)
+    if ort:
+        notes.append(f"{ONNXRUNTIME}: {ort.method}, each model's ONNX export at the same batch and "
+                     f"{plural(ort.env.threads, 'thread')}")
+    notes += [f"{name}: {convention}" for name, convention in COUNTER_CONVENTIONS.items()]
+    for p in profiles:
+        notes += [f"(!) {p.model}: {note}" if p.macs.disagree else f"{p.model}: {note}" for note in p.macs.notes]
+        if p.excluded_params:
+            notes.append(f"{p.model}: parameters exclude {p.excluded_params}")
+        if p.onnx_max_abs_diff is not None:
+            notes.append(f"{p.model}: ONNX export, max |onnxruntime - torch| = {p.onnx_max_abs_diff:.2g}")
+        notes += [f"{p.model}: {note}" for note in p.notes]
+        if p.unused:
+            notes.append(f"{p.model}: no gradient reaches {plural(len(p.unused), 'parameter tensor')}: "
+                         f"{', '.join(p.unused[:5])}")
+    return tuple(notes)

@@ -9,7 +9,10 @@ Metric vocabulary (unit in brackets):
 - ``success_rate_max`` / ``success_rate_mean`` [fraction]: fraction of frames whose
   max / mean joint error is <= ``threshold_mm``.
 - ``auc_max`` / ``auc_mean`` [fraction]: area under that curve over 0..80 mm, / 80.
-Later issues add cost metrics (params, MACs with their ``counter``, latency).
+- cost rows (split ``profile``, see ``hpbench.profile``): ``params`` [count];
+  ``macs`` [GMAC] per MAC ``counter``; ``latency_median`` / ``latency_p10`` /
+  ``latency_p90`` [ms] and ``latency_spread`` [fraction] with the timing method in
+  ``counter``; ``throughput`` [samples/s].
 """
 
 from __future__ import annotations

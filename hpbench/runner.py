@@ -1,73 +1,107 @@
 """The main job: models x dataset -> train, evaluate, profile, report, each model isolated.
 
-A run directory per (dataset, model, seed) under results/ holds everything needed
-to trust and reproduce a number: config.json, environment.json (torch, device,
-git commit), log.jsonl (one line per epoch), checkpoints/, predictions.txt
-(community format), metrics.csv and profile.csv (tidy rows). The report is built
-from those result files only, next to the published methods' predictions when
-the test set is a real one and the handpose-eval folder is present.
+Each (model, dataset, seed) runs into its :class:`hpbench.rundir.RunDir`
+(``results/<dataset>/<model>-s<seed>/``), which holds everything needed to trust
+and reproduce a number: its config, environment, epoch log, checkpoints,
+community-format predictions and tidy result rows, or the traceback of its
+failure. :func:`run_one` is the one way a run happens (``hpbench train``,
+``hpbench run`` and every sweep job); the report is built from the result files
+only, next to the published methods' predictions when the test set is a real one
+and the handpose-eval folder is present.
 """
 
 from __future__ import annotations
 
-import json
+import contextlib
 import math
 import platform
 import subprocess
 import traceback
-from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-__all__ = ["ModelRun", "RunConfig", "config_data_root", "resolve_data_root", "run", "run_model", "schedule"]
+from hpbench.rundir import RunDir
+
+if TYPE_CHECKING:
+    from hpbench.cards import ModelCard
+    from hpbench.data.specs import DatasetSpec
+    from hpbench.scoring import Score
+
+__all__ = ["FLOOR_MODEL", "QUICK_TEST_FRAMES", "ModelRun", "RunConfig", "RunSettings", "report_dataset",
+           "resolve_data_root", "run", "run_one", "schedule", "with_floor"]
 
 FLOOR_MODEL = "meanpose"
 QUICK_TEST_FRAMES = 200  # synthetic test split of a quick run: a 13 GMAC baseline scores it in CPU seconds
 
 
 @dataclass(frozen=True)
-class RunConfig:
-    """One sweep: ``models`` on ``dataset`` (with the mean-pose floor unless ``floor`` is False).
+class RunSettings:
+    """How each run trains, on what data and hardware: the options ``run``, ``train`` and ``sweep`` share.
 
     ``quick`` trains each model on its card's short schedule ([quick]: steps,
     batch, learning rate; one cosine cycle) instead of its full recipe;
-    ``epochs``/``max_steps``/``batch_size`` override either. ``frames`` and
-    ``test_frames`` size the synthetic splits when the dataset is synthetic and no
-    ``data_root`` is given (test default: a quarter of ``frames``; ``QUICK_TEST_FRAMES`` when quick).
+    ``epochs``/``max_steps``/``batch_size`` override either (see :func:`schedule`).
+    ``data_root``: the dataset's root (None: its environment variable, or for a
+    synthetic dataset a set rendered on demand, sized by ``frames`` and
+    :attr:`synthetic_test_frames`). ``device``: cpu or cuda; ``threads``: torch CPU
+    threads of a run (None: torch's default); ``compile``: torch.compile the model;
+    ``resume``: continue from the run's newest epoch checkpoint; ``profile``: also
+    measure the trained model's costs (profile.csv).
     """
 
-    models: tuple[str, ...]
-    dataset: str = "synth"
-    seed: int = 0
+    quick: bool = False
     epochs: int | None = None
     max_steps: int | None = None
     batch_size: int | None = None
     frames: int = 2000
     test_frames: int | None = None
-    quick: bool = False
     data_root: Path | None = None
-    results_dir: Path = Path("results")
-    reports_dir: Path = Path("reports")
     device: str = "cpu"
     threads: int | None = None
-    workers: int = 0
+    compile: bool = False
     resume: bool = False
     profile: bool = True
+
+    @property
+    def synthetic_test_frames(self) -> int | None:
+        """Synthetic test frames: ``test_frames``; else ``QUICK_TEST_FRAMES`` when quick; else None (a
+        quarter of ``frames``)."""
+        return self.test_frames or (QUICK_TEST_FRAMES if self.quick else None)
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """``models`` (and the mean-pose floor unless ``floor`` is False) on ``dataset`` with ``seed`` and
+    ``settings``: run directories under ``results_dir``, the report in ``reports_dir/<dataset>/``,
+    published predictions from the handpose-eval folder ``eval_dir`` (None: found as usual)."""
+
+    models: tuple[str, ...]
+    dataset: DatasetSpec
+    seed: int = 0
+    settings: RunSettings = RunSettings()
+    results_dir: Path = Path("results")
+    reports_dir: Path = Path("reports")
     floor: bool = True
     eval_dir: Path | None = None
-    compile: bool = False
 
 
 @dataclass(frozen=True)
 class ModelRun:
-    """Outcome of one model: its run directory, and the mean error or the error that stopped it."""
+    """Outcome of one run: its run directory, and the mean error (mm) or the error that stopped it."""
 
     model: str
-    run_dir: Path
+    run_dir: RunDir
     mean_error_mm: float | None = None
     error: str | None = None
-    notes: tuple[str, ...] = field(default_factory=tuple)
+    notes: tuple[str, ...] = ()
+
+
+def with_floor(models: Sequence[str], floor: bool) -> tuple[str, ...]:
+    """``models`` without repeats, then the floor model ``FLOOR_MODEL`` when ``floor`` (unless already there)."""
+    names = tuple(dict.fromkeys(models))
+    return names + (FLOOR_MODEL,) if floor and FLOOR_MODEL not in names else names
 
 
 def _git_commit() -> str:
@@ -90,40 +124,31 @@ def _environment(device: str) -> dict[str, Any]:
             "git_commit": _git_commit()}
 
 
-def resolve_data_root(dataset: str, data_root: Path | None, *, frames: int = 2000, test_frames: int | None = None,
-                      seed: int = 0, progress: bool = False) -> Path | None:
-    """``data_root`` if given; for a synthetic dataset, its rendered root (made once, then reused);
-    else None, and the reader looks at the spec's environment variable and says what it expected."""
-    from hpbench.data.specs import get_dataset
-
-    spec = get_dataset(dataset)
-    if data_root is not None:
-        return data_root
-    if spec.name.startswith("synth"):
+def resolve_data_root(dataset: DatasetSpec, settings: RunSettings, *, seed: int = 0,
+                      progress: bool = False) -> Path | None:
+    """``settings.data_root`` if given; for a synthetic dataset, its rendered root (made once with
+    ``seed``, then reused); else None, and the reader looks at the spec's environment variable and
+    says what it expected."""
+    if settings.data_root is not None:
+        return settings.data_root
+    if dataset.synthetic:
         from hpbench.data.synth import ensure_synthetic
 
-        return ensure_synthetic(spec.name, frames=frames, test_frames=test_frames, seed=seed, progress=progress)
+        return ensure_synthetic(dataset.name, frames=settings.frames, test_frames=settings.synthetic_test_frames,
+                                seed=seed, progress=progress)
     return None
 
 
-def config_data_root(config: RunConfig, *, progress: bool = False) -> Path | None:
-    """The data root of ``config``'s dataset (see :func:`resolve_data_root`); quick runs render
-    ``QUICK_TEST_FRAMES`` synthetic test frames unless ``test_frames`` says otherwise."""
-    test_frames = config.test_frames or (QUICK_TEST_FRAMES if config.quick else None)
-    return resolve_data_root(config.dataset, config.data_root, frames=config.frames, test_frames=test_frames,
-                             seed=config.seed, progress=progress)
-
-
-def schedule(card: Any, config: RunConfig, train_frames: int) -> tuple[Any, int | None]:
+def schedule(card: Any, config: RunSettings, train_frames: int) -> tuple[Any, int | None]:
     """The recipe and step limit ``card``'s model trains with under ``config``.
 
     Full: the card's recipe. Quick: its [quick] batch, learning rate and augmentation switch, as many
     epochs as the quick steps need, stopped at those steps (the cosine cycle spans
     them). ``config``'s epochs, batch size and max steps override both.
     """
-    from hpbench.train import recipe_from_card, with_overrides
+    from hpbench.train import with_overrides
 
-    recipe = recipe_from_card(card.recipe)
+    recipe = card.recipe
     max_steps = config.max_steps
     if config.quick:
         quick = card.quick
@@ -135,75 +160,135 @@ def schedule(card: Any, config: RunConfig, train_frames: int) -> tuple[Any, int 
     return with_overrides(recipe, epochs=config.epochs, batch_size=config.batch_size), max_steps
 
 
-def run_model(name: str, config: RunConfig, *, data_root: Path | None, progress: bool = True,
-              echo: Callable[[str], None] = print) -> ModelRun:
-    """Train, evaluate and profile one model; its files go to ``results/<dataset>/<name>-s<seed>/``."""
+@contextlib.contextmanager
+def _torch_threads(threads: int | None) -> Iterator[None]:
+    """torch's CPU threads set to ``threads`` (None: unchanged) for the block, then restored: a debug
+    sweep runs its jobs in the caller's process."""
+    import torch
+
+    before = torch.get_num_threads()
+    if threads:
+        torch.set_num_threads(threads)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
+def _load_card(name: str) -> ModelCard:
+    """The card of registered model ``name``; an unknown name fails first, with close matches."""
+    from hpbench.cards import load_card
+    from hpbench.models import models
+
+    models.get(name)
+    return load_card(name)
+
+
+def run_one(model: str, dataset: DatasetSpec, seed: int, settings: RunSettings, *, results_dir: Path,
+            progress: bool = True, echo: Callable[[str], None] = print) -> ModelRun:
+    """Train, evaluate and (``settings.profile``) profile ``model`` on ``dataset`` with ``seed`` into its
+    :class:`RunDir` under ``results_dir``: the one way a run happens.
+
+    The data root is :func:`resolve_data_root`'s (a synthetic set is rendered with
+    ``seed`` when none is given). A failure is not raised: its traceback goes to the
+    run directory's error.txt and the returned run carries its message, so that one
+    model's failure never sinks the others.
+    """
+    run_dir = RunDir.of(results_dir, dataset.name, model, seed)
+    run_dir.clear_failure()  # of an earlier attempt
+    try:
+        with _torch_threads(settings.threads):
+            return _train_and_score(_load_card(model), dataset, seed, settings, run_dir, progress=progress,
+                                    echo=echo)
+    except Exception as error:  # recorded and returned: the caller reports it and goes on
+        run_dir.record_failure(traceback.format_exc())
+        return ModelRun(model=model, run_dir=run_dir, error=f"{type(error).__name__}: {error}")
+
+
+def _train_and_score(card: ModelCard, dataset: DatasetSpec, seed: int, settings: RunSettings, run_dir: RunDir, *,
+                     progress: bool, echo: Callable[[str], None]) -> ModelRun:
+    """:func:`run_one` without the failure record. Under torchrun every rank trains; rank 0 alone
+    writes, evaluates and profiles."""
     import torch
 
     from hpbench import distributed
-    from hpbench.cards import load_card
     from hpbench.data.cache import CropDataset, open_crop_cache
     from hpbench.data.crop import Augmentation
     from hpbench.evaluate import crop_settings, evaluate
-    from hpbench.registry import create_model, models
-    from hpbench.results import write_results
+    from hpbench.models import create_model
     from hpbench.train import train
 
-    run_dir = config.results_dir / config.dataset / f"{name}-s{config.seed}"
-    models.get(name)  # an unknown name fails here with close matches, before any work
-    card = load_card(name)
-    settings = crop_settings(card)
-    with distributed.main_first():  # under torchrun rank 0 builds the caches, the others open them
-        train_cache = open_crop_cache(config.dataset, "train", settings, data_root=data_root, progress=progress)
-        test_cache = open_crop_cache(config.dataset, "test", settings, data_root=data_root, progress=progress)
-    recipe, max_steps = schedule(card, config, len(train_cache))
-    run_dir.mkdir(parents=True, exist_ok=True)
-    main = distributed.is_main()  # under torchrun every rank trains; rank 0 alone writes, evaluates, profiles
-    environment = _environment(config.device)
+    crop = crop_settings(card)
+    with distributed.main_first():  # rank 0 renders the data and builds the caches, the others open them
+        data_root = resolve_data_root(dataset, settings, seed=seed, progress=progress)
+        train_cache, test_cache = (open_crop_cache(dataset.name, split, crop, data_root=data_root, progress=progress)
+                                   for split in ("train", "test"))
+    recipe, max_steps = schedule(card, settings, len(train_cache))
+    main = distributed.is_main()
+    environment = _environment(settings.device)
     if main:
-        (run_dir / "config.json").write_text(json.dumps(
-            {"model": name, "dataset": config.dataset, "seed": config.seed, "recipe": asdict(recipe),
-             "crop": asdict(settings), "max_steps": max_steps, "quick": config.quick, "compile": config.compile,
+        run_dir.write_config(
+            {"model": card.name, "dataset": dataset.name, "seed": seed, "recipe": asdict(recipe),
+             "crop": asdict(crop), "max_steps": max_steps, "quick": settings.quick, "compile": settings.compile,
              "data_root": str(data_root or ""), "evaluated_checkpoint": "final (no test-set checkpoint selection)",
-             "world_size": distributed.world_size()}, indent=1))
-        (run_dir / "environment.json").write_text(json.dumps(environment, indent=1))
+             "world_size": distributed.world_size()})
+        run_dir.write_environment(environment)
+        if not settings.resume:
+            run_dir.log.unlink(missing_ok=True)
 
-    torch.manual_seed(config.seed)
-    model = create_model(name, num_joints=train_cache.joints.shape[1])
+    torch.manual_seed(seed)
+    model = create_model(card.name, num_joints=train_cache.joints.shape[1])
     augmentation = Augmentation() if recipe.augment else None
-    log_path = run_dir / "log.jsonl"
-    if main and not config.resume and log_path.exists():
-        log_path.unlink()
-
-    def log(record: dict[str, Any]) -> None:
-        with log_path.open("a") as handle:
-            handle.write(json.dumps(record) + "\n")
-        echo(f"{name}: epoch {record['epoch']} loss {record['loss']:.4f} ({record['seconds']:.1f} s)")
-
-    result = train(model, CropDataset(train_cache, augmentation=augmentation, seed=config.seed), recipe,
-                   checkpoint_dir=run_dir / "checkpoints", seed=config.seed, max_steps=max_steps,
-                   device=config.device, workers=config.workers, resume=config.resume, progress=progress, log=log,
-                   compile=config.compile)
+    result = train(model, CropDataset(train_cache, augmentation=augmentation, seed=seed), recipe,
+                   checkpoint_dir=run_dir.checkpoints, seed=seed, max_steps=max_steps, device=settings.device,
+                   resume=settings.resume, progress=progress, log=_epoch_log(run_dir, card.name, echo),
+                   compile=settings.compile)
     if not main:
-        return ModelRun(model=name, run_dir=run_dir, notes=(f"rank {distributed.rank()}: trained; rank 0 evaluates",))
-    score = evaluate(model, test_cache, method=name, predictions_path=run_dir / "predictions.txt",
-                     device=config.device, progress=progress)
-    provenance = {"device": f"{environment['device']}: {environment['device_name']}", "torch": environment["torch"],
-                  "hpbench": environment["hpbench"], "git_commit": environment["git_commit"], "seed": config.seed}
-    rows = score.rows()
-    for key, value in provenance.items():
-        rows[key] = value
-    write_results(rows, run_dir / "metrics.csv")
-    if config.profile:
-        from hpbench.profile import profile_models, profile_rows
-
-        profiles = profile_models([name], dataset=config.dataset, threads=config.threads, rounds=1,
-                                  min_run_time_s=0.5, throughput_batch=0, fvcore=False)
-        write_results(profile_rows(profiles), run_dir / "profile.csv")
+        return ModelRun(model=card.name, run_dir=run_dir,
+                        notes=(f"rank {distributed.rank()}: trained; rank 0 evaluates",))
+    score = evaluate(model, test_cache, dataset=dataset, method=card.name, predictions_path=run_dir.predictions,
+                     device=settings.device, progress=progress)
+    _write_metrics(run_dir, score, environment, seed)
+    if settings.profile:
+        _write_profile(run_dir, card.name, dataset, settings.threads)
     notes = (f"trained {result.epochs} epochs / {result.steps} steps in {result.seconds:.0f} s"
              + (f" (resumed at epoch {result.resumed_from_epoch})" if result.resumed_from_epoch else ""),
              f"evaluated the final checkpoint {result.checkpoint.name}")
-    return ModelRun(model=name, run_dir=run_dir, mean_error_mm=score.mean_error_mm, notes=notes)
+    return ModelRun(model=card.name, run_dir=run_dir, mean_error_mm=score.mean_error_mm, notes=notes)
+
+
+def _epoch_log(run_dir: RunDir, name: str, echo: Callable[[str], None]) -> Callable[[dict[str, Any]], None]:
+    """The trainer's epoch callback: one JSON line in the run's log.jsonl, one line echoed (seconds)."""
+    import json
+
+    def log(record: dict[str, Any]) -> None:
+        with run_dir.log.open("a") as handle:
+            handle.write(json.dumps(record) + "\n")
+        echo(f"{name}: epoch {record['epoch']} loss {record['loss']:.4f} ({record['seconds']:.1f} s)")
+
+    return log
+
+
+def _write_metrics(run_dir: RunDir, score: Score, environment: dict[str, Any], seed: int) -> None:
+    """The score's tidy rows with their provenance, to metrics.csv."""
+    from hpbench.results import write_results
+
+    rows = score.rows()
+    provenance = {"device": f"{environment['device']}: {environment['device_name']}", "torch": environment["torch"],
+                  "hpbench": environment["hpbench"], "git_commit": environment["git_commit"], "seed": seed}
+    for key, value in provenance.items():
+        rows[key] = value
+    write_results(rows, run_dir.metrics)
+
+
+def _write_profile(run_dir: RunDir, name: str, dataset: DatasetSpec, threads: int | None) -> None:
+    """Parameters, MACs and a short latency measurement of model ``name``, to profile.csv."""
+    from hpbench.profile import profile_models, profile_rows
+    from hpbench.results import write_results
+
+    profiles = profile_models([name], dataset=dataset.name, threads=threads, rounds=1, min_run_time_s=0.5,
+                              throughput_batch=0, fvcore=False)
+    write_results(profile_rows(profiles), run_dir.profile)
 
 
 def run(config: RunConfig, *, progress: bool = True, echo: Callable[[str], None] = print
@@ -212,44 +297,31 @@ def run(config: RunConfig, *, progress: bool = True, echo: Callable[[str], None]
 
     Returns the model runs and the report files written.
     """
-    if config.threads:
-        import torch
-
-        torch.set_num_threads(config.threads)
-    names = list(dict.fromkeys(config.models))
-    if config.floor and FLOOR_MODEL not in names:
-        names.append(FLOOR_MODEL)
-    data_root = config_data_root(config, progress=progress)
     runs = []
-    for name in names:
-        try:
-            runs.append(run_model(name, config, data_root=data_root, progress=progress, echo=echo))
-        except Exception as error:  # one model's failure must not sink the sweep
-            run_dir = config.results_dir / config.dataset / f"{name}-s{config.seed}"
-            run_dir.mkdir(parents=True, exist_ok=True)
-            (run_dir / "error.txt").write_text(traceback.format_exc())
-            runs.append(ModelRun(model=name, run_dir=run_dir, error=f"{type(error).__name__}: {error}"))
-            echo(f"{name}: FAILED ({type(error).__name__}: {error}); traceback in {run_dir / 'error.txt'}")
+    for name in with_floor(config.models, config.floor):
+        outcome = run_one(name, config.dataset, config.seed, config.settings, results_dir=config.results_dir,
+                          progress=progress, echo=echo)
+        if outcome.error is not None:
+            echo(f"{name}: FAILED ({outcome.error}); traceback in {outcome.run_dir.error}")
+        runs.append(outcome)
     return runs, report_dataset(config.dataset, [r.run_dir for r in runs if r.error is None],
-                                out=config.reports_dir / config.dataset, eval_dir=config.eval_dir)
+                                out=config.reports_dir / config.dataset.name, eval_dir=config.eval_dir)
 
 
-def report_dataset(dataset: str, run_dirs: Sequence[Path], *, out: Path, eval_dir: Path | None = None) -> list[Path]:
+def report_dataset(dataset: DatasetSpec, run_dirs: Sequence[RunDir], *, out: Path,
+                   eval_dir: Path | None = None) -> list[Path]:
     """Report of the runs' result files plus the published methods on a real test set."""
-    from hpbench.data.specs import get_dataset
     from hpbench.report import write_report
     from hpbench.scoring import collect_results, find_eval_dir
 
-    sources = [path for run_dir in run_dirs for path in sorted(run_dir.glob("*.csv"))]
-    spec = get_dataset(dataset)
+    sources = [path for run_dir in run_dirs for path in run_dir.result_files()]
     published_dir = None
-    if spec.test_labels is not None:
+    if dataset.test_labels is not None:
         root = find_eval_dir(eval_dir)
-        if root is not None and (root / "results" / spec.name).is_dir():
-            published_dir = root / "results" / spec.name
-    results, _ = collect_results(sources + ([published_dir] if published_dir else []), dataset=spec.name,
+        if root is not None and (root / "results" / dataset.name).is_dir():
+            published_dir = root / "results" / dataset.name
+    results, _ = collect_results(sources + ([published_dir] if published_dir else []), dataset=dataset.name,
                                  eval_dir=eval_dir)
     if results.empty:
         return []
-    written = write_report(results, out)
-    return written
+    return write_report(results, out)

@@ -410,26 +410,26 @@ def collect_results(
 ):  # -> tuple[pandas.DataFrame, list[str]]
     """Result rows from prediction files (*.txt, scored here) and results files (*.csv).
 
-    Folders are searched recursively; in an ``hpbench run`` directory (one with a
-    config.json) only the result files count: its predictions are already scored in
-    its metrics.csv; and an error.txt (a failed run's traceback) is no prediction
-    file. Returns the rows and one line per refused file. A method found twice for
-    one dataset is kept once (the first) and the other is listed as refused. Rows of one method with different splits (test
-    errors, profile costs) are complementary and all kept, and so are rows with
-    different seeds (runs of a sweep: the report aggregates them as mean +- std);
-    rows with a seed and rows without one for the same method and split cannot be
+    Folders are searched recursively; in a run directory (:class:`hpbench.rundir.RunDir`)
+    only its result files count: its predictions are already scored in its
+    metrics.csv, and its failure record is no prediction file. Returns the rows
+    and one line per refused file. A method found twice for one dataset is kept
+    once (the first) and the other is listed as refused. Rows of one method with
+    different splits (test errors, profile costs) are complementary and all kept,
+    and so are rows with different seeds (runs of a sweep: the report aggregates
+    them as mean +- std); rows with a seed and rows without one for the same method and split cannot be
     aggregated, and the later ones are refused.
     """
     import pandas as pd
 
     from hpbench.results import read_results
+    from hpbench.rundir import RunDir
 
     files: list[Path] = []
     for path in paths:
         if path.is_dir():
-            files += sorted(p for p in path.rglob("*") if p.suffix in (".txt", ".csv") and p.is_file()
-                            and p.name != "error.txt"
-                            and not (p.suffix == ".txt" and (p.parent / "config.json").is_file()))
+            found = sorted(p for p in path.rglob("*") if p.suffix in (".txt", ".csv") and p.is_file())
+            files += [p for p in found if not RunDir(p.parent).exists() or p in RunDir(p.parent).result_files()]
         elif path.is_file():
             files.append(path)
         else:
@@ -473,3 +473,31 @@ def collect_results(
     if not frames:
         return read_results([]), refused
     return pd.concat(frames, ignore_index=True), refused
+
+
+def score_files(
+    paths: list[str | os.PathLike[str]], *, dataset: str | None = None, options: ReadOptions = ReadOptions(),
+    eval_dir: str | os.PathLike[str] | None = None, labels: str | os.PathLike[str] | None = None,
+    names: str | os.PathLike[str] | None = None, save: str | os.PathLike[str] | None = None,
+) -> tuple[list[Score], list[str]]:
+    """Score prediction files, each against its dataset's test labels (loaded once per dataset); returns
+    the scores and one line per refused file (bad file, unknown dataset). ``save``: also write each
+    score's result rows to ``save/<dataset>/<method>.csv``. Missing labels raise FileNotFoundError."""
+    from hpbench.registry import UnknownNameError
+    from hpbench.results import write_results
+
+    truths: dict[str, GroundTruth] = {}
+    scores, refused = [], []
+    for path in paths:
+        try:
+            spec = infer_dataset(path, dataset)
+            if spec.name not in truths:
+                truths[spec.name] = load_ground_truth(spec, eval_dir=eval_dir, labels=labels, names=names)
+            score = score_file(path, truths[spec.name], options)
+        except (PredictionFileError, UnknownNameError) as error:
+            refused.append(str(error))
+            continue
+        scores.append(score)
+        if save is not None:
+            write_results(score.rows(), Path(save) / spec.name / f"{score.method}.csv")
+    return scores, refused

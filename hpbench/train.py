@@ -1,4 +1,4 @@
-"""Training loop: plain PyTorch driven by a model card's recipe, checkpointed every epoch.
+"""Training loop: plain PyTorch driven by a model card's typed recipe (hpbench.cards.Recipe), checkpointed each epoch.
 
 Determinism: the shuffle of epoch e is drawn from (seed, e), augmentations from
 (seed, e, frame) (hpbench.data.cache.CropDataset) and torch's RNG is reseeded
@@ -54,7 +54,7 @@ import math
 import os
 import tempfile
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -63,58 +63,9 @@ import torch
 from torch import nn
 
 from hpbench import distributed
+from hpbench.cards import Constant, Cosine, Recipe, StepDecay
 
-__all__ = ["Recipe", "TrainResult", "load_checkpoint_weights", "recipe_from_card", "train", "with_overrides"]
-
-
-@dataclass(frozen=True)
-class Recipe:
-    """A training recipe: optimizer, schedule, length, batch and augmentation switch."""
-
-    optimizer: str = "adam"
-    lr: float = 1e-3
-    weight_decay: float = 0.0
-    batch_size: int = 32
-    epochs: int = 10
-    schedule: str = "cosine"  # cosine (one cycle over all steps), step, constant
-    step_epochs: int = 10
-    gamma: float = 0.1
-    momentum: float = 0.0
-    augment: bool = True
-    mixed_precision: bool = True  # used on GPU only
-
-    def __post_init__(self) -> None:
-        if self.optimizer not in ("adam", "adamw", "sgd", "rmsprop"):
-            raise ValueError(f"unknown optimizer {self.optimizer!r} (adam, adamw, sgd, rmsprop)")
-        if self.schedule not in ("cosine", "step", "constant"):
-            raise ValueError(f"unknown schedule {self.schedule!r} (cosine, step, constant)")
-        if self.batch_size < 1 or self.epochs < 1 or self.lr <= 0:
-            raise ValueError("batch_size and epochs must be >= 1 and lr > 0")
-
-
-def recipe_from_card(recipe: Mapping[str, Any]) -> Recipe:
-    """A :class:`Recipe` from a card's free-form ``[recipe]`` table; unknown keys are ignored.
-
-    ``schedule`` is matched on its first word ("cosine, one cycle" -> cosine,
-    "StepLR 10 x 0.2" -> step); ``augmentation`` switches augmentation on when non-empty.
-    """
-    fields: dict[str, Any] = {}
-    for key in ("lr", "weight_decay", "gamma", "momentum"):
-        if key in recipe:
-            fields[key] = float(recipe[key])
-    for key in ("batch_size", "epochs", "step_epochs"):
-        if key in recipe:
-            fields[key] = int(recipe[key])
-    if "optimizer" in recipe:
-        fields["optimizer"] = str(recipe["optimizer"]).lower()
-    if "schedule" in recipe:
-        word = str(recipe["schedule"]).lower().replace(",", " ").split()[0]
-        fields["schedule"] = {"steplr": "step", "multistep": "step", "none": "constant"}.get(word, word)
-    if "augmentation" in recipe:
-        fields["augment"] = bool(recipe["augmentation"])
-    if "mixed_precision" in recipe:
-        fields["mixed_precision"] = bool(recipe["mixed_precision"])
-    return Recipe(**fields)
+__all__ = ["Recipe", "TrainResult", "load_checkpoint_weights", "train", "with_overrides"]
 
 
 @dataclass(frozen=True)
@@ -130,24 +81,30 @@ class TrainResult:
 
 
 def _optimizer(model: nn.Module, recipe: Recipe) -> torch.optim.Optimizer:
+    """The recipe's optimizer over ``model``'s trainable parameters, with all of its hyperparameters."""
     params = [p for p in model.parameters() if p.requires_grad]
+    decay = recipe.weight_decay
     if recipe.optimizer == "adam":
-        return torch.optim.Adam(params, lr=recipe.lr, weight_decay=recipe.weight_decay)
+        return torch.optim.Adam(params, lr=recipe.lr, betas=recipe.betas, eps=recipe.eps, weight_decay=decay)
     if recipe.optimizer == "adamw":
-        return torch.optim.AdamW(params, lr=recipe.lr, weight_decay=recipe.weight_decay)
+        return torch.optim.AdamW(params, lr=recipe.lr, betas=recipe.betas, eps=recipe.eps, weight_decay=decay)
     if recipe.optimizer == "rmsprop":
-        return torch.optim.RMSprop(params, lr=recipe.lr, weight_decay=recipe.weight_decay, momentum=recipe.momentum)
-    return torch.optim.SGD(params, lr=recipe.lr, weight_decay=recipe.weight_decay, momentum=recipe.momentum)
+        return torch.optim.RMSprop(params, lr=recipe.lr, eps=recipe.eps, weight_decay=decay, momentum=recipe.momentum)
+    return torch.optim.SGD(params, lr=recipe.lr, weight_decay=decay, momentum=recipe.momentum)
 
 
-def _scheduler(optimizer: torch.optim.Optimizer, recipe: Recipe, total_steps: int, steps_per_epoch: int):
-    if recipe.schedule == "cosine":
+def _scheduler(optimizer: torch.optim.Optimizer, recipe: Recipe, total_steps: int, steps_per_epoch: int
+               ) -> torch.optim.lr_scheduler.LRScheduler:
+    """The recipe's learning-rate schedule, stepped once per optimizer step."""
+    schedule = recipe.schedule
+    if isinstance(schedule, Cosine):
         return torch.optim.lr_scheduler.LambdaLR(
             optimizer, lambda step: 0.5 * (1.0 + math.cos(math.pi * min(step, total_steps) / max(total_steps, 1)))
         )
-    if recipe.schedule == "step":
-        every = max(1, recipe.step_epochs * steps_per_epoch)
-        return torch.optim.lr_scheduler.StepLR(optimizer, step_size=every, gamma=recipe.gamma)
+    if isinstance(schedule, StepDecay):
+        every = schedule.step_epochs * steps_per_epoch
+        return torch.optim.lr_scheduler.StepLR(optimizer, step_size=every, gamma=schedule.gamma)
+    assert isinstance(schedule, Constant), schedule
     return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: 1.0)
 
 
@@ -305,6 +262,109 @@ def _rank_weighted(loss: torch.Tensor, total: int, world: int, rank: int) -> tup
     return loss, global_loss
 
 
+@dataclass(frozen=True)
+class _Loop:
+    """The fixed parts of a run that every optimizer step uses (see :func:`train`)."""
+
+    model: nn.Module
+    forward: Callable[[torch.Tensor], Any]  # model.forward_train, or its DDP wrapper
+    optimizer: torch.optim.Optimizer
+    scheduler: torch.optim.lr_scheduler.LRScheduler
+    scaler: torch.amp.GradScaler
+    device: torch.device
+    amp: bool
+    recipe: Recipe
+    dataset_size: int
+    total_steps: int
+    world: int
+    rank: int
+    on_step: Callable[[int, float], None] | None
+    bar: Any  # (rich Progress, task id) on rank 0 with progress shown, else None
+
+
+def _ddp_forward(model: nn.Module, world: int, device: torch.device) -> Callable[[torch.Tensor], Any]:
+    """``model.forward_train``, wrapped in DistributedDataParallel inside a process group of N > 1."""
+    if world == 1:
+        return model.forward_train
+    from torch.nn.parallel import DistributedDataParallel
+
+    # static_graph: models with parameters that get no gradient (profile.unused_parameters) work
+    # without find_unused_parameters' graph walk at every step.
+    return DistributedDataParallel(_ForwardTrain(model), static_graph=True,
+                                   device_ids=[device.index] if device.type == "cuda" else None)
+
+
+def _epoch_loader(dataset: Any, loop: _Loop, seed: int, epoch: int, workers: int) -> torch.utils.data.DataLoader:
+    """Epoch ``epoch``'s batches, shuffled by (seed, epoch): all of each batch, or under DDP this rank's share."""
+    generator = torch.Generator().manual_seed(seed * 100_003 + epoch)
+    batch_size = loop.recipe.batch_size
+    if loop.world == 1:
+        return torch.utils.data.DataLoader(dataset, batch_size=batch_size, shuffle=True, generator=generator,
+                                           num_workers=workers, persistent_workers=False)
+    # the loader still gets a generator so that its worker-seed draw leaves torch's RNG alone
+    shares = _RankShares(len(dataset), batch_size, seed * 100_003 + epoch, rank=loop.rank, world=loop.world)
+    return torch.utils.data.DataLoader(dataset, batch_sampler=shares, generator=generator, num_workers=workers,
+                                       persistent_workers=False)
+
+
+def _run_epoch(loop: _Loop, loader: torch.utils.data.DataLoader, epoch: int, step: int) -> tuple[int, list[float]]:
+    """The optimizer steps of one epoch from global step ``step`` (stopping at ``loop.total_steps``):
+    the step reached and each step's global-batch loss."""
+    loop.model.train()
+    losses: list[float] = []
+    batch_size = loop.recipe.batch_size
+    for index, batch in enumerate(loader):
+        depth = batch["depth"].to(loop.device, non_blocking=True)
+        target = batch["joints"].to(loop.device)
+        mask = batch["visible"].to(loop.device)
+        loop.optimizer.zero_grad(set_to_none=True)
+        with torch.autocast(loop.device.type, enabled=loop.amp):
+            loss = loop.model.loss(loop.forward(depth), target, mask)
+        if loop.world == 1:
+            value = loss.item()
+        else:
+            global_size = min(batch_size, loop.dataset_size - index * batch_size)
+            loss, value = _rank_weighted(loss, global_size, loop.world, loop.rank)
+        if not math.isfinite(value):
+            raise FloatingPointError(f"loss became {value} at step {step} (epoch {epoch + 1})")
+        loop.scaler.scale(loss).backward()
+        loop.scaler.step(loop.optimizer)
+        loop.scaler.update()
+        loop.scheduler.step()
+        step += 1
+        losses.append(value)
+        if loop.bar is not None:
+            loop.bar[0].update(loop.bar[1], advance=1,
+                               description=f"epoch {epoch + 1}/{loop.recipe.epochs} loss {losses[-1]:.3f}")
+        if loop.on_step is not None:
+            loop.on_step(step, losses[-1])
+        if step >= loop.total_steps:
+            break
+    return step, losses
+
+
+def _rank_device(device: str, world: int) -> torch.device:
+    """``device``; under DDP on CUDA without an index, this rank's GPU (set by hpbench.distributed)."""
+    device_t = torch.device(device)
+    if world > 1 and device_t.type == "cuda" and device_t.index is None:
+        return torch.device("cuda", torch.cuda.current_device())
+    return device_t
+
+
+def _end_epoch(loop: _Loop, checkpoint_dir: Path, history: list[dict[str, Any]], seed: int,
+               log: Callable[[dict[str, Any]], None] | None) -> Path:
+    """Rank 0 logs the epoch's record (the last of ``history``) and checkpoints; every rank waits for
+    the checkpoint to be on disk (before moving on or resuming from it) and gets its weights' path."""
+    epoch, step = history[-1]["epoch"], history[-1]["step"]
+    if loop.rank == 0:
+        if log is not None:
+            log(history[-1])
+        _save_checkpoint(checkpoint_dir, epoch, loop.model, loop.optimizer, loop.scheduler,
+                         {"step": step, "history": history, "seed": seed, "recipe": asdict(loop.recipe)})
+    distributed.barrier()
+    return checkpoint_dir / f"{_checkpoint_name(epoch)}.safetensors"
+
+
 def train(
     model: nn.Module,
     dataset: Any,
@@ -337,9 +397,7 @@ def train(
     if recipe.batch_size % world:
         raise ValueError(f"batch size {recipe.batch_size} is the global batch, split over {world} processes: "
                          f"it must be a multiple of {world}")
-    device_t = torch.device(device)
-    if world > 1 and device_t.type == "cuda" and device_t.index is None:
-        device_t = torch.device("cuda", torch.cuda.current_device())  # this rank's GPU, set by hpbench.distributed
+    device_t = _rank_device(device, world)
     model.to(device_t)
     steps_per_epoch = math.ceil(len(dataset) / recipe.batch_size)
     if steps_per_epoch == 0:
@@ -347,87 +405,32 @@ def train(
     total_steps = recipe.epochs * steps_per_epoch if max_steps is None else min(max_steps, recipe.epochs * steps_per_epoch)
     optimizer = _optimizer(model, recipe)
     scheduler = _scheduler(optimizer, recipe, total_steps, steps_per_epoch)
-    start_epoch, step, history = 0, 0, []
-    if resume:
-        state = _load_checkpoint(checkpoint_dir, model, optimizer, scheduler)
-        if state is not None:
-            start_epoch, step, history = state["epoch"], state["step"], state["history"]
-    resumed_from = start_epoch
-    undo_sync_batchnorm: Callable[[], None] = lambda: None
-    if world > 1 and device_t.type == "cuda":
-        undo_sync_batchnorm = _sync_batchnorm(model)
+    state = _load_checkpoint(checkpoint_dir, model, optimizer, scheduler) if resume else None
+    start_epoch, step, history = (0, 0, []) if state is None else (state["epoch"], state["step"], state["history"])
+    undo_sync_batchnorm = _sync_batchnorm(model) if world > 1 and device_t.type == "cuda" else (lambda: None)
     if compile:
         model.compile()  # compiles __call__; forward_train goes through it unless a model overrides it
     amp = recipe.mixed_precision and device_t.type == "cuda"
-    scaler = torch.amp.GradScaler("cuda", enabled=amp)
     started = time.perf_counter()
     bar = _progress(progress and rank == 0, total_steps, step)
-    loss_mean, checkpoint = float("nan"), checkpoint_dir / "none"
+    checkpoint = checkpoint_dir / "none"
     try:
-        forward = model.forward_train
-        if world > 1:
-            from torch.nn.parallel import DistributedDataParallel
-
-            # static_graph: models with parameters that get no gradient (profile.unused_parameters) work
-            # without find_unused_parameters' graph walk at every step.
-            forward = DistributedDataParallel(_ForwardTrain(model), static_graph=True,
-                                              device_ids=[device_t.index] if device_t.type == "cuda" else None)
+        loop = _Loop(model=model, forward=_ddp_forward(model, world, device_t), optimizer=optimizer,
+                     scheduler=scheduler, scaler=torch.amp.GradScaler("cuda", enabled=amp), device=device_t, amp=amp,
+                     recipe=recipe, dataset_size=len(dataset), total_steps=total_steps, world=world, rank=rank,
+                     on_step=on_step, bar=bar)
         for epoch in range(start_epoch, recipe.epochs):
             if step >= total_steps:
                 break
             torch.manual_seed(seed * 100_003 + epoch + _RANK_SEED_STRIDE * rank)
             if hasattr(dataset, "set_epoch"):
                 dataset.set_epoch(epoch)
-            generator = torch.Generator().manual_seed(seed * 100_003 + epoch)
-            if world == 1:
-                loader = torch.utils.data.DataLoader(dataset, batch_size=recipe.batch_size, shuffle=True,
-                                                     generator=generator, num_workers=workers,
-                                                     persistent_workers=False)
-            else:  # the loader still gets a generator so that its worker-seed draw leaves torch's RNG alone
-                shares = _RankShares(len(dataset), recipe.batch_size, seed * 100_003 + epoch, rank=rank, world=world)
-                loader = torch.utils.data.DataLoader(dataset, batch_sampler=shares, generator=generator,
-                                                     num_workers=workers, persistent_workers=False)
-            model.train()
-            epoch_start, losses = time.perf_counter(), []
-            for index, batch in enumerate(loader):
-                depth = batch["depth"].to(device_t, non_blocking=True)
-                target = batch["joints"].to(device_t)
-                mask = batch["visible"].to(device_t)
-                optimizer.zero_grad(set_to_none=True)
-                with torch.autocast(device_t.type, enabled=amp):
-                    loss = model.loss(forward(depth), target, mask)
-                if world == 1:
-                    value = loss.item()
-                else:
-                    global_size = min(recipe.batch_size, len(dataset) - index * recipe.batch_size)
-                    loss, value = _rank_weighted(loss, global_size, world, rank)
-                if not math.isfinite(value):
-                    raise FloatingPointError(f"loss became {value} at step {step} (epoch {epoch + 1})")
-                scaler.scale(loss).backward()
-                scaler.step(optimizer)
-                scaler.update()
-                scheduler.step()
-                step += 1
-                losses.append(value)
-                if bar is not None:
-                    bar[0].update(bar[1], advance=1, description=f"epoch {epoch + 1}/{recipe.epochs} loss {losses[-1]:.3f}")
-                if on_step is not None:
-                    on_step(step, losses[-1])
-                if step >= total_steps:
-                    break
-            loss_mean = float(sum(losses) / len(losses))
-            record = {"epoch": epoch + 1, "step": step, "loss": loss_mean, "lr": scheduler.get_last_lr()[0],
-                      "seconds": time.perf_counter() - epoch_start}
-            history.append(record)
-            if rank == 0:
-                if log is not None:
-                    log(record)
-                checkpoint = _save_checkpoint(checkpoint_dir, epoch + 1, model, optimizer, scheduler,
-                                              {"step": step, "history": history, "seed": seed,
-                                               "recipe": asdict(recipe)})
-            else:
-                checkpoint = checkpoint_dir / f"{_checkpoint_name(epoch + 1)}.safetensors"
-            distributed.barrier()  # the checkpoint is on disk before any rank moves on (or resumes from it)
+            loader = _epoch_loader(dataset, loop, seed, epoch, workers)
+            epoch_start = time.perf_counter()
+            step, losses = _run_epoch(loop, loader, epoch, step)
+            history.append({"epoch": epoch + 1, "step": step, "loss": float(sum(losses) / len(losses)),
+                            "lr": scheduler.get_last_lr()[0], "seconds": time.perf_counter() - epoch_start})
+            checkpoint = _end_epoch(loop, checkpoint_dir, history, seed, log)
         distributed.broadcast_buffers(model)  # per-rank BatchNorm statistics: every rank ends with rank 0's
     finally:
         undo_sync_batchnorm()
@@ -439,7 +442,7 @@ def train(
         name = json.loads((checkpoint_dir / "last.json").read_text())["checkpoint"]
         checkpoint = checkpoint_dir / f"{name}.safetensors"
     return TrainResult(epochs=history[-1]["epoch"], steps=step, final_loss=history[-1]["loss"],
-                       checkpoint=checkpoint, resumed_from_epoch=resumed_from,
+                       checkpoint=checkpoint, resumed_from_epoch=start_epoch,
                        seconds=time.perf_counter() - started)
 
 

@@ -28,7 +28,7 @@ def test_params_and_thop_macs_match_the_original(dataset):
 def test_card_states_the_excluded_fc_and_the_recipe():
     card = load_card("a2j")
     assert "2,049,000" in card.excluded_params and tuple(card.input_shape) == (1, 176, 176)
-    assert card.recipe["lr"] == 3.5e-4 and card.published["nyu"]["mean_error_mm"] == 8.61
+    assert card.recipe.lr == 3.5e-4 and card.published["nyu"].mean_error_mm == 8.61
 
 
 def test_anchors_sit_at_2_6_10_14_px_in_each_16_px_cell():

@@ -7,7 +7,7 @@ import torch
 from torch import nn
 
 import hpbench
-from hpbench import registry
+from hpbench.models import _registry
 from hpbench.models.backbones import FeatureExtractor, create_backbone
 from hpbench.registry import Registry, UnknownNameError
 
@@ -25,7 +25,7 @@ def test_a_listed_combination_builds_runs_and_trains():
 
 
 def test_any_other_head_at_backbone_is_built_on_demand_but_not_listed():
-    builder = registry.models.get("a2j@resnet34")  # resolves the head; the backbone is built when called
+    builder = _registry.models.get("a2j@resnet34")  # resolves the head; the backbone is built when called
     assert builder.keywords == {"backbone": "resnet34"}
     assert "a2j@resnet34" not in hpbench.list_models()
 
@@ -85,7 +85,7 @@ class _Tiny(nn.Module):
 def own_backbones(monkeypatch) -> Registry:
     """A fresh backbone registry in place of the global one, so registrations do not leak."""
     fresh: Registry = Registry("backbone")
-    monkeypatch.setattr(registry, "backbones", fresh)
+    monkeypatch.setattr(_registry, "backbones", fresh)
     return fresh
 
 

@@ -1,5 +1,5 @@
 """Model cards (hpbench.cards): the [quick] schedule, shipped checkpoints and their sha256, and
-how the runner turns a card into a training schedule."""
+how the runner turns a card into a training schedule (the typed schema itself: test_card_schema.py)."""
 
 from __future__ import annotations
 
@@ -10,12 +10,12 @@ import numpy as np
 import pytest
 
 from hpbench import metrics
-from hpbench.cards import CardError, QuickSchedule, load_card, parse_card, zoo_checkpoint
+from hpbench.cards import CardError, Checkpoint, Cosine, QuickSchedule, load_card, parse_card, zoo_checkpoint
 from hpbench.data.cache import open_crop_cache
 from hpbench.data.specs import get_dataset
 from hpbench.data.synth import ensure_synthetic
 from hpbench.evaluate import crop_settings, evaluate_checkpoint
-from hpbench.runner import RunConfig, schedule
+from hpbench.runner import RunSettings, schedule
 
 CARD = """
 name = "toy"
@@ -27,44 +27,52 @@ input_shape = [1, 64, 64]
 params = 10
 thop_macs = 20
 [recipe]
+optimizer = "adam"
 lr = 1e-3
 batch_size = 32
 epochs = 40
-schedule = "cosine"
+schedule = { kind = "cosine" }
+augment = AUGMENT
+mixed_precision = false
 """
 
 
+def toy(tables: str = "", *, augment: bool = False):
+    """The toy card with recipe augmentation switched by ``augment``, plus ``tables``."""
+    return parse_card(CARD.replace("AUGMENT", str(augment).lower()) + tables, "toy")
+
+
 def test_a_card_without_quick_gets_the_default_short_schedule():
-    card = parse_card(CARD, "toy")
-    assert card.quick == QuickSchedule() and dict(card.checkpoints) == {}
+    card = toy()
+    assert card.quick == QuickSchedule() and dict(card.checkpoints) == {} and card.recipe.schedule == Cosine()
 
 
 def test_quick_and_checkpoint_tables_are_read_and_checked():
-    card = parse_card(CARD + '[quick]\nsteps = 7\nbatch_size = 4\nlr = 3e-3\n'
-                      '[checkpoint.synth]\nfile = "toy.safetensors"\nsha256 = "ab"\ncommand = "x"\nmean_error_mm = 1\n',
-                      "toy")
+    card = toy('[quick]\nsteps = 7\nbatch_size = 4\nlr = 3e-3\n'
+               '[checkpoints.synth]\nfile = "toy.safetensors"\nsha256 = "ab"\ncommand = "x"\nmean_error_mm = 1\n')
     assert card.quick == QuickSchedule(steps=7, batch_size=4, lr=3e-3)
-    assert card.checkpoints["synth"].file == "toy.safetensors" and card.checkpoints["synth"].mean_error_mm == 1
-    with pytest.raises(CardError, match=r"zoo/toy.toml: \[quick\] takes steps"):
-        parse_card(CARD + "[quick]\nepochs = 3\n", "toy")
-    with pytest.raises(CardError, match="must be >= 1"):
-        parse_card(CARD + "[quick]\nsteps = 0\n", "toy")
-    with pytest.raises(CardError, match="unknown keys"):
-        parse_card(CARD + "[quik]\nsteps = 1\n", "toy")
+    assert card.checkpoints["synth"] == Checkpoint(file="toy.safetensors", sha256="ab", command="x", mean_error_mm=1.0)
+    with pytest.raises(CardError, match=r"^zoo/toy.toml: \[quick\] epochs: unknown field \(expected one of: steps, "):
+        toy("[quick]\nepochs = 3\n")
+    with pytest.raises(CardError, match=r"^zoo/toy.toml: \[quick\] steps: expected an integer >= 1, got the integer 0"):
+        toy("[quick]\nsteps = 0\n")
+    with pytest.raises(CardError, match=r"^zoo/toy.toml: quik: unknown field \(did you mean quick\? expected one of"):
+        toy("[quik]\nsteps = 1\n")
 
 
 def test_the_runner_schedule_full_quick_and_overrides():
-    card = parse_card(CARD + "[quick]\nsteps = 30\nbatch_size = 8\nlr = 4e-3\n", "toy")
-    recipe, steps = schedule(card, RunConfig(models=("toy",)), train_frames=100)
+    card = toy("[quick]\nsteps = 30\nbatch_size = 8\nlr = 4e-3\n")
+    recipe, steps = schedule(card, RunSettings(), train_frames=100)
+    assert recipe == card.recipe
     assert (recipe.epochs, recipe.batch_size, recipe.lr, steps) == (40, 32, 1e-3, None)
-    recipe, steps = schedule(card, RunConfig(models=("toy",), quick=True), train_frames=100)
+    recipe, steps = schedule(card, RunSettings(quick=True), train_frames=100)
     assert (recipe.batch_size, recipe.lr, steps) == (8, 4e-3, 30)
     assert recipe.epochs == math.ceil(30 * 8 / 100)  # enough epochs for the steps; the cosine spans the steps
     assert recipe.augment is False  # quick schedules train without augmentation unless the card asks for it
-    augmented = parse_card(CARD + "augmentation = ['in-plane rotation']\n[quick]\naugment = true\n", "toy")
-    assert schedule(augmented, RunConfig(models=("toy",), quick=True), 100)[0].augment is True
-    assert schedule(augmented, RunConfig(models=("toy",)), 100)[0].augment is True
-    recipe, steps = schedule(card, RunConfig(models=("toy",), quick=True, max_steps=5, batch_size=2), 100)
+    augmented = toy("[quick]\naugment = true\n", augment=True)
+    assert schedule(augmented, RunSettings(quick=True), 100)[0].augment is True
+    assert schedule(augmented, RunSettings(), 100)[0].augment is True
+    recipe, steps = schedule(card, RunSettings(quick=True, max_steps=5, batch_size=2), 100)
     assert (recipe.batch_size, steps, recipe.epochs) == (2, 5, 1)
 
 
@@ -97,7 +105,7 @@ def test_the_shipped_ours_beats_the_mean_pose_floor_on_fresh_synthetic_hands(tmp
     coordinates, which the trained ``meanpose`` can only approach)."""
     monkeypatch.setenv("HPBENCH_CACHE_DIR", str(tmp_path / "cache"))
     root = ensure_synthetic("synth", tmp_path / "synth", frames=1, test_frames=64, seed=7, workers=1)
-    score, used = evaluate_checkpoint("ours", None, dataset="synth", data_root=root,
+    score, used = evaluate_checkpoint("ours", None, dataset=get_dataset("synth"), data_root=root,
                                       predictions_path=tmp_path / "ours.txt")
     assert used == zoo_checkpoint("ours", "synth")
     cache = open_crop_cache("synth", "test", crop_settings(load_card("ours")), data_root=root)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 
@@ -18,12 +19,62 @@ def test_help_does_not_import_heavy_libraries():
     subprocess.run([sys.executable, "-c", code], check=True)
 
 
-def test_ls_shows_models_with_card_fields():
-    result = runner.invoke(app, ["ls"])
+def test_ls_is_one_line_per_model_and_no_number_is_cut_at_80_columns():
+    from hpbench import list_models
+    from hpbench._render import compact, short_paper
+    from hpbench.cards import load_card
+
+    result = runner.invoke(app, ["ls"], env={"COLUMNS": "80"})
     assert result.exit_code == 0, result.output
-    assert "tinycnn" in result.output and "63,520 / 63,130" in result.output
+    lines = result.output.splitlines()
+    names = list_models()
+    assert len(lines) == len(names) + 5  # title, top rule, header, header rule, bottom rule
+    assert max(map(len, lines)) <= 80
+    for name in names:
+        card = load_card(name)
+        (row,) = [line for line in lines if line.startswith(f"│ {name} ")]
+        cells = [cell.strip() for cell in row.split("│")[1:-1]]
+        assert cells[1] == "x".join(map(str, card.input_shape))
+        assert cells[2] == " / ".join(compact(card.declared[d].params) for d in ("icvl", "nyu"))
+        assert cells[3] == " / ".join(compact(card.declared[d].thop_macs) for d in ("icvl", "nyu"))
+        assert "…" not in "".join(cells[:4])
+        assert short_paper(card.paper).startswith(cells[4].rstrip("…"))
+    assert "│ ours " in result.output and "Liu 2023" in result.output and "Rezaei 2023" in result.output
     result = runner.invoke(app, ["ls", "mean*"])
     assert "meanpose" in result.output and "tinycnn" not in result.output
+
+
+def test_ls_name_prints_the_whole_card():
+    from hpbench.cards import load_card
+
+    card = load_card("tinycnn")
+    result = runner.invoke(app, ["ls", "tinycnn"], env={"COLUMNS": "80"})
+    assert result.exit_code == 0, result.output
+    text = " ".join(result.output.split())
+    assert " ".join(card.summary.split()) in text and " ".join(card.paper.split()) in text
+    assert "declared.icvl.params 63,520" in text and "declared.nyu.params 63,130" in text
+    result = runner.invoke(app, ["ls", "tinycn"])
+    assert result.exit_code == 2 and "tinycnn" in result.output and "Traceback" not in result.output
+
+
+def test_compact_numbers_and_short_papers():
+    from hpbench._render import compact, short_paper
+
+    assert [compact(v) for v in (0, 48, 63_520, 181_819, 999_999, 1_282_505, 6.22e9)] == [
+        "0", "48", "63.5k", "182k", "1M", "1.28M", "6.22G"]
+    assert short_paper('Rezaei, Rastgoo & Athitsos, "TriHorn-Net: ...", Expert Systems with Applications 223 (2023)'
+                       ) == "Rezaei 2023"
+    assert short_paper('Fu Xiong, Boshen Zhang, "A2J: ...", ICCV 2019') == "Xiong 2019"
+    assert short_paper('A2J head: Xiong et al., "A2J", ICCV 2019; ResNet-18: He et al., CVPR 2016') == "Xiong 2019"
+    assert short_paper("none (hpbench reference model)") == "none (hpbench reference model)"
+
+
+def test_plural():
+    from hpbench._text import plural
+
+    assert [plural(1, "epoch"), plural(2, "epoch"), plural(0, "worker"), plural(1, "worker")] == [
+        "1 epoch", "2 epochs", "0 workers", "1 worker"]
+    assert plural(2, "process", "processes") == "2 processes" and plural(1200, "frame") == "1,200 frames"
 
 
 @pytest.mark.evaldata
@@ -70,3 +121,11 @@ def test_eval_model_errors_are_one_line(tmp_path):
     result = runner.invoke(app, ["eval", "--model", "tinycnn", "--dataset", "nyu", "--checkpoint",
                                  str(tmp_path / "missing.safetensors"), "--data-root", str(tmp_path)])
     assert result.exit_code == 2 and "missing.safetensors does not exist" in result.output
+
+
+def test_throughput_measures_each_stage_of_the_data_pipeline():
+    arguments = ["throughput", "--frames", "16", "--workers", "1", "--size", "32"]
+    result = runner.invoke(app, arguments, env={"COLUMNS": "80"})
+    assert result.exit_code == 0, result.output
+    assert "synthesize (render + encode + write)" in result.output and "cached crops -> DataLoader" in result.output
+    assert re.search(r"\d+ CPUs?, \d+ torch threads?, load average [\d.]+ before", result.output)

@@ -197,14 +197,14 @@ def test_label_line_with_47_numbers(tmp_path):
     root = _icvl_root(tmp_path, rows, {})
     with pytest.raises(DatasetError) as error:
         open_split("icvl", "train", data_root=root)
-    assert str(error.value).startswith(f"{root / 'Training' / 'labels.txt'}:2: 47 numbers")
+    assert str(error.value).startswith(f"{root / 'Training' / 'labels.txt'}:2: 47 values")
     assert "expected 48" in str(error.value)
 
 
 def test_non_numeric_label_value(tmp_path):
     row = _row("s/image_0000.png", np.ones(48)).replace("1.000", "x", 1)
     root = _icvl_root(tmp_path, [row], {})
-    with pytest.raises(DatasetError, match=r"labels\.txt:1: value 1: 'x' is not a number"):
+    with pytest.raises(DatasetError, match=r"labels\.txt:1: column 2: 'x' is not a number"):
         open_split("icvl", "train", data_root=root)
 
 

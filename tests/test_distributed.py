@@ -21,6 +21,7 @@ import socket
 import subprocess
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -28,6 +29,7 @@ import torch
 from torch import nn
 
 from hpbench import distributed
+from hpbench.cards import Constant
 from hpbench.models.base import HandPoseModel
 from hpbench.train import Recipe, _RankShares, _share, train
 
@@ -67,9 +69,9 @@ def _dataset(n: int) -> list[dict[str, torch.Tensor]]:
 # averaging error shows. Six steps of SGD with momentum exercise short last batches: 19 samples end with a batch of 3
 # (shares of 2 and 1, weighted), 17 with a batch of 1 (rank 1 runs a stand-in sample weighted 0, the
 # run stopped after epoch 1 and resumed), and epoch losses.
-SGD_STEP = Recipe(optimizer="sgd", lr=0.5, batch_size=8, epochs=1, schedule="constant", augment=False,
+SGD_STEP = Recipe(optimizer="sgd", lr=0.5, batch_size=8, epochs=1, schedule=Constant(), augment=False,
                   mixed_precision=False)
-TAIL = Recipe(optimizer="sgd", lr=0.1, momentum=0.9, batch_size=8, epochs=2, schedule="constant", augment=False,
+TAIL = Recipe(optimizer="sgd", lr=0.1, momentum=0.9, batch_size=8, epochs=2, schedule=Constant(), augment=False,
               mixed_precision=False)
 
 
@@ -118,7 +120,7 @@ def _worker(rank: int, port: int, out: str) -> None:
         torch.save(model.state_dict(), out_dir / f"bn-rank{rank}.pt")
 
         try:
-            train(_model(), _dataset(16), Recipe(batch_size=7, epochs=1), checkpoint_dir=out_dir / "odd")
+            train(_model(), _dataset(16), replace(SGD_STEP, batch_size=7), checkpoint_dir=out_dir / "odd")
         except ValueError as error:
             report["odd_error"] = str(error)
         report["rank_sum"] = distributed.all_reduce_sum(torch.tensor(float(rank + 1))).item()

@@ -9,12 +9,14 @@ import pandas as pd
 import pytest
 import torch
 
+from hpbench.cards import Cosine
 from hpbench.data.cache import CropDataset, CropSettings, open_crop_cache
 from hpbench.data.synth import ensure_synthetic
-from hpbench.registry import create_model
+from hpbench.models import create_model
 from hpbench.results import read_results
-from hpbench.runner import RunConfig, run
-from hpbench.train import Recipe, load_checkpoint_weights, recipe_from_card, train
+from hpbench.data.specs import get_dataset
+from hpbench.runner import RunConfig, RunSettings, run
+from hpbench.train import Recipe, load_checkpoint_weights, train
 
 
 @pytest.fixture(scope="module")
@@ -28,18 +30,9 @@ def train_cache(synth_root, tmp_path_factory):
                            cache_dir=tmp_path_factory.mktemp("cache"))
 
 
-def test_recipe_from_card_reads_the_cards_words():
-    recipe = recipe_from_card({"optimizer": "Adam", "lr": 1e-3, "weight_decay": 2e-5, "batch_size": 32,
-                               "epochs": 40, "schedule": "cosine, one cycle", "augmentation": ["rotation"]})
-    assert recipe == Recipe(optimizer="adam", lr=1e-3, weight_decay=2e-5, batch_size=32, epochs=40,
-                            schedule="cosine", augment=True)
-    assert recipe_from_card({"schedule": "StepLR 10 x 0.2"}).schedule == "step"
-    with pytest.raises(ValueError, match="unknown optimizer"):
-        recipe_from_card({"optimizer": "lion"})
-
-
 def test_interrupted_then_resumed_training_equals_an_uninterrupted_run(train_cache, tmp_path):
-    recipe = Recipe(lr=3e-3, batch_size=8, epochs=3, augment=True)
+    recipe = Recipe(optimizer="adam", lr=3e-3, batch_size=8, epochs=3, schedule=Cosine(), augment=True,
+                    mixed_precision=True)
 
     def fresh():
         torch.manual_seed(0)
@@ -77,7 +70,8 @@ def test_compiled_training_follows_eager_training(train_cache, tmp_path):
     """``compile=True`` (``--compile``) trains the same model: weights after 3 steps within float tolerance
     (~35 s of compilation on a 2-core CPU, hence slow)."""
     # SGD: weight changes proportional to the gradients (Adam would amplify rounding of near-zero ones to +-lr)
-    recipe = Recipe(optimizer="sgd", lr=1e-4, batch_size=8, epochs=1, augment=False)
+    recipe = Recipe(optimizer="sgd", lr=1e-4, batch_size=8, epochs=1, schedule=Cosine(), augment=False,
+                    mixed_precision=True)
     dataset = CropDataset(train_cache, augmentation=None, seed=1)
     trained = []
     for compile in (False, True):
@@ -92,18 +86,20 @@ def test_compiled_training_follows_eager_training(train_cache, tmp_path):
 
 def test_run_trains_evaluates_profiles_and_reports(synth_root, tmp_path, monkeypatch):
     monkeypatch.setenv("HPBENCH_CACHE_DIR", str(tmp_path / "cache"))
-    config = RunConfig(models=("tinycnn", "no-such-model"), dataset="synth", epochs=2, batch_size=16,
-                       data_root=synth_root, results_dir=tmp_path / "results", reports_dir=tmp_path / "reports")
+    config = RunConfig(models=("tinycnn", "no-such-model"), dataset=get_dataset("synth"),
+                       settings=RunSettings(epochs=2, batch_size=16, data_root=synth_root),
+                       results_dir=tmp_path / "results", reports_dir=tmp_path / "reports")
     runs, written = run(config, progress=False, echo=lambda text: None)
     by_name = {r.model: r for r in runs}
     assert "unknown model 'no-such-model'" in by_name["no-such-model"].error  # isolated failure
-    assert (by_name["no-such-model"].run_dir / "error.txt").is_file()
+    assert "UnknownNameError" in by_name["no-such-model"].run_dir.read_failure()
     tiny = by_name["tinycnn"]
     assert tiny.error is None and by_name["meanpose"].error is None  # the floor comes along
     for name in ("config.json", "environment.json", "log.jsonl", "metrics.csv", "profile.csv", "predictions.txt"):
-        assert (tiny.run_dir / name).is_file(), name
-    assert len((tiny.run_dir / "log.jsonl").read_text().splitlines()) == 2
-    rows = read_results([tiny.run_dir / "metrics.csv", tiny.run_dir / "profile.csv"])
+        assert (tiny.run_dir.path / name).is_file(), name
+    assert tiny.run_dir.finished and tiny.run_dir.read_config()["model"] == "tinycnn"
+    assert len(tiny.run_dir.log.read_text().splitlines()) == 2
+    rows = read_results(tiny.run_dir.result_files())
     mean = rows.loc[rows["metric"] == "mean_error", "value"].item()
     assert mean == pytest.approx(tiny.mean_error_mm)
     # the report's numbers are the result rows' numbers
@@ -118,12 +114,11 @@ def test_run_trains_evaluates_profiles_and_reports(synth_root, tmp_path, monkeyp
     from hpbench.scoring import GroundTruth, score_file
 
     cache = open_crop_cache("synth", "test", CropSettings(size_px=128), data_root=synth_root)
-    gt = GroundTruth(dataset=__import__("hpbench").data.specs.get_dataset("synth"), uvd=cache.uvd,
-                     names=cache.files, source=synth_root)
-    rescored = score_file(tiny.run_dir / "predictions.txt", gt)
+    gt = GroundTruth(dataset=get_dataset("synth"), uvd=cache.uvd, names=cache.files, source=synth_root)
+    rescored = score_file(tiny.run_dir.predictions, gt)
     assert rescored.mean_error_mm == pytest.approx(mean, abs=1e-3)
     np.testing.assert_array_equal(rescored.frame_indices, np.arange(len(cache.files)))
-    # the results folder as a whole reports the same rows: run directories' predictions and errors are skipped
+    # the results folder as a whole reports the same rows: run directories' predictions and failures are skipped
     from hpbench.scoring import collect_results
 
     collected, refused = collect_results([tmp_path / "results"], dataset="synth")
@@ -135,7 +130,7 @@ def test_run_trains_evaluates_profiles_and_reports(synth_root, tmp_path, monkeyp
 
     from hpbench.cli import app
 
-    checkpoint = tiny.run_dir / "checkpoints/epoch0002.safetensors"
+    checkpoint = tiny.run_dir.checkpoints / "epoch0002.safetensors"
     result = CliRunner().invoke(app, ["eval", "--model", "tinycnn", "--checkpoint", str(checkpoint), "--dataset",
                                       "synth", "--data-root", str(synth_root), "--save", str(tmp_path / "scored")])
     assert result.exit_code == 0, result.output

@@ -8,6 +8,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
+from hpbench.data.formats import DatasetError, read_label_file
+from hpbench.jointtable import TableFileError
 from hpbench.predictions import PredictionFileError, detect_coords, read_prediction_file, write_prediction_file
 
 GOOD_LINE = " ".join(["1.5"] * 6)  # 2 joints
@@ -64,6 +66,22 @@ def test_tabs_crlf_names_and_trailing_blank_lines(tmp_path):
     assert parsed.names == ("test_seq_1\\image_0000.png", "b.png")
     np.testing.assert_array_equal(parsed.joints.reshape(2, 6), [[1, 2, 3, 4, 5, 6], [7, 8, 9, 10, 11, 12]])
     np.testing.assert_array_equal(parsed.line_numbers, [1, 2])
+
+
+def test_labels_and_predictions_share_one_reader_and_one_error_type(tmp_path):
+    path = _write(tmp_path, f"a.png {GOOD_LINE}\r\r\nb.png {GOOD_LINE}\r\r\n")  # ICVL's released line ends
+    prediction = read_prediction_file(path, num_joints=2)
+    names, labels = read_label_file(path, 2)
+    assert prediction.names == names == ("a.png", "b.png")
+    np.testing.assert_array_equal(prediction.joints, labels)
+    np.testing.assert_array_equal(prediction.line_numbers, [1, 2])
+    bad = _write(tmp_path, f"{GOOD_LINE}\n1 2 3 4 abc 6\n", "bad.txt")
+    with pytest.raises(TableFileError) as as_prediction:
+        read_prediction_file(bad, num_joints=2)
+    with pytest.raises(TableFileError) as as_labels:
+        read_label_file(bad, 2)
+    assert isinstance(as_prediction.value, PredictionFileError) and isinstance(as_labels.value, DatasetError)
+    assert str(as_prediction.value) == str(as_labels.value) == f"{bad}:2: column 5: 'abc' is not a number"
 
 
 _values = arrays(np.float64, st.tuples(st.integers(1, 12), st.integers(1, 5), st.just(3)),

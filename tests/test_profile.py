@@ -14,6 +14,7 @@ from hpbench.profile import (
     fvcore_macs,
     measure_latency,
     profile_models,
+    profile_report,
     profile_rows,
     summarize_rounds,
     thop_macs,
@@ -156,6 +157,20 @@ def test_profile_rows_and_rounds_for_registered_models():
     assert rows.loc[rows["metric"] == "throughput", "batch"].tolist() == [4, 4]
 
 
+def test_profile_report_puts_the_reference_first_and_states_what_it_skipped(tmp_path, monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    report = profile_report(["meanpose", "tinycnn"], dataset="icvl", device="auto", reference="tinycnn", rounds=1,
+                            min_run_time_s=0.05, throughput_batch=2, fvcore=False, onnxruntime=False,
+                            out=tmp_path / "p.csv")
+    assert [row.model for row in report.costs] == ["tinycnn", "meanpose"]
+    assert [(row.model, row.device) for row in report.latencies] == [("tinycnn", "cpu"), ("meanpose", "cpu")]
+    assert report.latencies[0].ratio == 1.0 and report.latencies[1].samples_per_s > 0
+    assert report.costs[0].params == 63520 and report.costs[1].fvcore_gmac is None
+    assert report.warnings == ("no GPU: CUDA latency skipped on this machine",)
+    assert any(note.startswith("latency: ") and "1 interleaved round" in note for note in report.notes)
+    assert report.written == tmp_path / "p.csv" and (tmp_path / "p.csv").is_file()
+
+
 def test_profile_cli_prints_ratios_against_the_reference(tmp_path):
     from hpbench.cli import app
 
@@ -163,7 +178,10 @@ def test_profile_cli_prints_ratios_against_the_reference(tmp_path):
                                       "--min-time", "0.05", "--throughput-batch", "0", "--no-fvcore",
                                       "--out", str(tmp_path / "p.csv")])
     assert result.exit_code == 0, result.output
-    assert "x tinycnn" in result.output and "threads" in result.output
-    line = next(l for l in result.output.splitlines() if l.startswith("│ tinycnn"))
-    assert "1.00" in line.split("│")[-2]  # the reference against itself
+    assert "thread" in result.output
+    rows = [[cell.strip() for cell in line.split("│")[1:-1]] for line in result.output.splitlines()
+            if line.startswith("│ ")]
+    latency = {tuple(cells[:2]): cells for cells in rows if len(cells) == 6}  # model, device, ..., x tinycnn
+    assert latency["tinycnn", "cpu"][-1] == "1.00"  # the reference against itself
+    assert {("tinycnn", "cpu"), ("meanpose", "cpu")} <= set(latency)
     assert (tmp_path / "p.csv").is_file()

@@ -2,13 +2,21 @@
 
 from __future__ import annotations
 
+import re
 import sys
 import textwrap
+from pathlib import Path
 
 import pytest
+import torch
 
 import hpbench
-from hpbench.registry import DuplicateNameError, ModelRegistry, Registry, UnknownNameError
+from hpbench.data.specs import get_dataset
+from hpbench.models import _registry
+from hpbench.models._registry import ModelRegistry
+from hpbench.registry import DuplicateNameError, Registry, UnknownNameError
+
+README = Path(__file__).resolve().parent.parent / "README.md"
 
 
 def test_duplicates_rejected_and_unknown_names_suggest_close_matches():
@@ -60,13 +68,14 @@ def test_create_model_drops_none_and_takes_joints_from_the_dataset():
     with pytest.raises(UnknownNameError, match="did you mean tinycnn"):
         hpbench.create_model("tinycn")
     assert hpbench.list_models("tiny*") == ["tinycnn"]
+    assert hpbench.create_model("tinycnn", dataset=get_dataset("nyu")).num_joints == 14  # a spec, as the library passes
 
 
 @pytest.fixture()
 def plugin_dist(tmp_path, monkeypatch):
     """A real installed-looking distribution on sys.path declaring hpbench.models entry points."""
     (tmp_path / "goodplugin.py").write_text(textwrap.dedent("""
-        from hpbench.registry import register_model
+        from hpbench import register_model
         from hpbench.models.meanpose import MeanPose
 
         @register_model("plugin-mean")
@@ -91,7 +100,7 @@ def plugin_dist(tmp_path, monkeypatch):
 
 def test_entry_point_plugins_load_lazily_and_broken_ones_are_skipped(plugin_dist, monkeypatch):
     registry = ModelRegistry("model", entry_point_group="hpbench.models")
-    monkeypatch.setattr("hpbench.registry.register_model", registry.register)
+    monkeypatch.setattr(hpbench, "register_model", registry.register)
     assert "goodplugin" not in sys.modules  # nothing imported before the first lookup
     with pytest.warns(UserWarning, match="skipped model plugin 'broken'"):
         names = registry.names()
@@ -99,3 +108,28 @@ def test_entry_point_plugins_load_lazily_and_broken_ones_are_skipped(plugin_dist
     assert registry.get("direct-mean")(num_joints=3).num_joints == 3
     assert "needs a package that is not installed" in registry.plugin_errors["broken"]
     assert "good" not in registry.plugin_errors
+
+
+def _readme_python(marker: str) -> str:
+    """The README's python block that contains ``marker``."""
+    blocks = [b for b in re.findall(r"```python\n(.*?)```", README.read_text(encoding="utf-8"), re.S) if marker in b]
+    assert len(blocks) == 1, f"one README python block with {marker!r}, found {len(blocks)}"
+    return blocks[0]
+
+
+def test_the_readme_add_a_model_snippet_runs_as_written(monkeypatch):
+    fresh = ModelRegistry("model")
+    monkeypatch.setattr(hpbench, "register_model", fresh.register)  # the snippet's import; no leak into the zoo
+    exec(compile(_readme_python('@register_model("mynet")'), str(README), "exec"), {})
+    model = fresh.get("mynet")(num_joints=3)
+    joints = model(torch.rand(2, 1, 128, 128))
+    assert joints.shape == (2, 3, 3) and model.loss(joints, torch.zeros(2, 3, 3)).isfinite()
+
+
+def test_the_readme_backbone_snippet_runs_as_written(monkeypatch):
+    fresh: Registry = Registry("backbone")
+    monkeypatch.setattr(_registry, "backbones", fresh)  # what create_backbone looks up
+    monkeypatch.setattr(hpbench.models, "register_backbone", fresh.register)  # the snippet's import
+    exec(compile(_readme_python('@register_backbone("mybackbone")'), str(README), "exec"), {})
+    model = hpbench.create_model("a2j@mybackbone", dataset="nyu")
+    assert model.backbone.channels == (256, 512) and model(torch.rand(1, 1, 176, 176)).shape == (1, 14, 3)

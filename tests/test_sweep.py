@@ -7,7 +7,6 @@ aggregation is also tested on hand-made rows, without any training.
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import shutil
@@ -18,20 +17,23 @@ import pandas as pd
 import pytest
 
 from hpbench import metrics
+from hpbench.data.specs import get_dataset
 from hpbench.report import markdown_table, summary_table, write_report
 from hpbench.results import make_rows, read_results, write_results
+from hpbench.runner import RunSettings
 from hpbench.scoring import collect_results
-from hpbench.sweep import SweepConfig, sweep
+from hpbench.sweep import Jobs, SweepConfig, sweep
 
 MODELS = ("tinycnn", "meanpose")
 SEEDS = (0, 1)
 
 
-def _config(tmp: Path, **changes) -> SweepConfig:
-    settings = dict(models=MODELS, datasets=("synth",), seeds=SEEDS, frames=16, epochs=1, max_steps=2, batch_size=8,
-                    results_dir=tmp / "results", reports_dir=tmp / "reports", floor=False, max_parallel=4, threads=1,
-                    poll_s=0.2)
-    return SweepConfig(**{**settings, **changes})
+def _config(tmp: Path, *, executor: str = "local", **changes) -> SweepConfig:
+    settings = RunSettings(frames=16, epochs=1, max_steps=2, batch_size=8, threads=1)
+    fields = dict(models=MODELS, datasets=(get_dataset("synth"),), seeds=SEEDS, settings=settings,
+                  results_dir=tmp / "results", reports_dir=tmp / "reports", floor=False,
+                  jobs=Jobs(executor=executor, max_parallel=4, poll_s=0.2))
+    return SweepConfig(**{**fields, **changes})
 
 
 @pytest.fixture(scope="module")
@@ -67,14 +69,14 @@ def test_every_run_is_one_job(swept):
         for seed in SEEDS:
             outcome = by_key[model, seed]
             assert outcome.status == "done", outcome.error
-            assert outcome.job_id and outcome.run_dir == config.results_dir / "synth" / f"{model}-s{seed}"
-            assert (outcome.run_dir / "metrics.csv").is_file() and not (outcome.run_dir / "error.txt").exists()
+            assert outcome.job_id and outcome.run_dir.path == config.results_dir / "synth" / f"{model}-s{seed}"
+            assert outcome.run_dir.finished and outcome.run_dir.read_failure() is None
     assert len({o.job_id for o in outcomes}) == len(outcomes)  # one job per (model, dataset, seed)
 
 
 def test_the_data_is_rendered_once_before_submission_and_shared_by_all_seeds(swept):
     config, outcomes, home = swept
-    roots = {json.loads((o.run_dir / "config.json").read_text())["data_root"] for o in outcomes if o.status == "done"}
+    roots = {o.run_dir.read_config()["data_root"] for o in outcomes if o.status == "done"}
     assert roots == {str(home / ".cache/hpbench/synth-16-4-s0")}  # rendered here: jobs would use the real home
     # costs do not depend on the seed: profiled once per model, in its first seed's job
     for model in MODELS:
@@ -123,10 +125,10 @@ def test_a_second_submission_skips_finished_runs_resumes_others_and_reports_fail
                       ("tinycnn", 1): "done", ("no-such-model", 0): "failed", ("no-such-model", 1): "failed"}
     for failed in (o for o in again if o.status == "failed"):
         assert "unknown model 'no-such-model'" in failed.error
-        assert "UnknownNameError" in (failed.run_dir / "error.txt").read_text()
+        assert "UnknownNameError" in failed.run_dir.read_failure() and not failed.run_dir.finished
     assert all(path.stat().st_mtime_ns == mtime for path, mtime in before.items())  # skipped: untouched
     resumed = next(o for o in again if o.status == "done")
-    assert not (resumed.run_dir / "error.txt").exists()
+    assert resumed.run_dir.read_failure() is None
     assert any("resumed at epoch 1" in note for note in resumed.notes)
     assert (interrupted / "log.jsonl").read_text() == log_lines  # no epoch trained again
     first = next(o for o in outcomes if (o.model, o.seed) == ("tinycnn", 1))
@@ -196,8 +198,7 @@ def test_hpbench_report_aggregates_the_seeds_of_a_sweep(swept, tmp_path):
     from hpbench.cli import app
 
     config, outcomes, _ = swept
-    files = [str(o.run_dir / name) for o in outcomes for name in ("metrics.csv", "profile.csv")
-             if (o.run_dir / name).is_file()]
+    files = [str(path) for o in outcomes for path in o.run_dir.result_files()]
     result = CliRunner().invoke(app, ["report", *files, "--out", str(tmp_path), "--format", "markdown",
                                       "--no-figures"])
     assert result.exit_code == 0, result.output
@@ -208,7 +209,6 @@ def test_hpbench_report_aggregates_the_seeds_of_a_sweep(swept, tmp_path):
 
 def test_slurm_submission_is_one_array_with_the_sweeps_resources(tmp_path, monkeypatch):
     """Without a cluster: stand-in srun/sbatch, then read the batch script submitit wrote."""
-    from hpbench.runner import RunConfig
     from hpbench.sweep import _executor, _RunJob
 
     bin_dir = tmp_path / "bin"
@@ -217,12 +217,14 @@ def test_slurm_submission_is_one_array_with_the_sweeps_resources(tmp_path, monke
         (bin_dir / name).write_text(f"#!/bin/sh\n{body}\n")
         (bin_dir / name).chmod(0o755)
     monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
-    config = SweepConfig(models=("tinycnn",), seeds=(0, 1, 2), executor="slurm", partition="gpu", gpus_per_job=1,
-                         cpus_per_job=8, timeout_min=90, max_parallel=2, results_dir=tmp_path / "results")
+    synth = get_dataset("synth")
+    config = SweepConfig(models=("tinycnn",), datasets=(synth,), seeds=(0, 1, 2), results_dir=tmp_path / "results",
+                         jobs=Jobs(executor="slurm", partition="gpu", gpus_per_job=1, cpus_per_job=8, timeout_min=90,
+                                   max_parallel=2))
     chosen = _executor(config, 3)
     assert (chosen.parallel, chosen.threads) == (2, 8)  # torch threads follow the CPUs Slurm gives
     with chosen.executor.batch():
-        jobs = [chosen.executor.submit(_RunJob(), "tinycnn", RunConfig(models=("tinycnn",), seed=seed), None)
+        jobs = [chosen.executor.submit(_RunJob(), "tinycnn", synth, seed, RunSettings(), config.results_dir)
                 for seed in (0, 1, 2)]
     assert [job.job_id for job in jobs] == ["4242_0", "4242_1", "4242_2"]
     (script,) = (tmp_path / "results/sweep-logs").rglob("*_submission.sh")

@@ -11,16 +11,14 @@
 
 Which format a dataset uses and where its splits live is data
 (``DatasetSpec.layout``); this module holds one :class:`DepthFormat` per format in
-the ``formats`` registry. Every defect is a :class:`DatasetError` naming the file
-(and line), never a silent skip.
+the ``formats`` registry. Label text files are joint tables, read by
+:func:`hpbench.jointtable.read_joint_table`. Every defect is a :class:`DatasetError`
+naming the file (and line), never a silent skip.
 """
 
 from __future__ import annotations
 
-import csv
-import io
 import os
-import re
 import zlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -30,6 +28,7 @@ import numpy as np
 
 from hpbench.data.camera import Camera
 from hpbench.data.specs import DatasetSpec, SplitLayout, get_dataset
+from hpbench.jointtable import TableFileError, read_joint_table
 from hpbench.registry import Registry
 
 __all__ = [
@@ -45,15 +44,8 @@ __all__ = [
 ]
 
 
-class DatasetError(ValueError):
+class DatasetError(TableFileError):
     """A dataset file that is missing or cannot be read; ``str()`` is one line naming file and line."""
-
-    def __init__(self, path: str | os.PathLike[str] | None, message: str, *, line: int | None = None) -> None:
-        self.path = Path(path) if path is not None else None
-        self.line = line
-        self.reason = message
-        where = "" if self.path is None else f"{self.path}:{line}: " if line is not None else f"{self.path}: "
-        super().__init__(f"{where}{message}")
 
 
 @dataclass(frozen=True)
@@ -226,93 +218,14 @@ def save_png_rgb(path: Path, depth_mm: np.ndarray) -> None:
 # --------------------------------------------------------------------------- text labels
 
 
-def _read_lines(path: Path) -> list[tuple[int, str]]:
-    """Non-blank lines with their 1-based numbers. Line ends: \\n, \\r\\n, \\r, and the
-    \\r\\r\\n of ICVL's released test files (one line end, not an empty line between)."""
-    try:
-        text = path.read_text(encoding="utf-8-sig")
-    except UnicodeDecodeError:
-        raise DatasetError(path, "not UTF-8 text") from None
-    except OSError as error:
-        raise DatasetError(path, f"cannot read: {error.strerror or error}") from None
-    text = re.sub(r"\r+\n", "\n", text).replace("\r", "\n")
-    return [(number, line) for number, line in enumerate(text.split("\n"), start=1) if line.strip()]
-
-
-def _parse_table(path: Path, *, width: int, named: bool, what: str,
-                 skip_first: bool = False) -> tuple[list[str], np.ndarray, np.ndarray]:
-    """Rows of ``width`` numbers (after a name column when ``named``): names, values (N, width)
-    and 1-based line numbers. Blank lines are ignored; the first bad line is an error."""
-    numbered = _read_lines(path)[int(skip_first):]
-    body = [line for _, line in numbered]
-    numbers = np.array([number for number, _ in numbered], dtype=np.int64)
-    parsed = _parse_fast(body, width, named)
-    if parsed is None:
-        parsed = _parse_checked(path, body, numbers, width, named, what)
-    return parsed[0], parsed[1], numbers
-
-
 def read_label_file(path: str | os.PathLike[str], num_joints: int) -> tuple[tuple[str, ...] | None, np.ndarray]:
     """A community label file: one frame per line, ``num_joints`` x (u v d), optionally led by a
     frame name (ICVL's ``test_seq_1.txt``, handpose-eval's ``*_groundtruth_label.txt``).
     Returns the names (None without a name column) and (N, J, 3) values."""
-    path = Path(path)
-    numbered = _read_lines(path)
-    if not numbered:
-        raise DatasetError(path, "no label lines")
-    first = numbered[0][1].split()[0]
-    try:
-        float(first)
-        named = False
-    except ValueError:
-        named = True
-    names, values, _ = _parse_table(path, width=3 * num_joints, named=named, what=f"{num_joints} joints x u v d")
-    return (tuple(names) if named else None), values.reshape(-1, num_joints, 3)
-
-
-def _parse_fast(lines: list[str], width: int, named: bool) -> tuple[list[str], np.ndarray] | None:
-    import pandas as pd
-
-    if not lines:
-        return [], np.empty((0, width))
-    try:
-        frame = pd.read_csv(io.StringIO("\n".join(lines)), sep=r"\s+", header=None, engine="c",
-                            quoting=csv.QUOTE_NONE, skip_blank_lines=False, dtype={0: str} if named else None)
-    except (ValueError, pd.errors.ParserError):
-        return None
-    if frame.shape != (len(lines), width + int(named)):
-        return None
-    block = frame.iloc[:, int(named):]
-    if not all(dtype.kind in "fi" for dtype in block.dtypes):
-        return None
-    values = block.to_numpy(dtype=np.float64)
-    if not np.isfinite(values).all():
-        return None
-    names = frame.iloc[:, 0].astype(str).tolist() if named else []
-    return names, values
-
-
-def _parse_checked(path: Path, lines: list[str], numbers: np.ndarray, width: int, named: bool,
-                   what: str) -> tuple[list[str], np.ndarray]:
-    names: list[str] = []
-    rows = np.empty((len(lines), width))
-    for index, line in enumerate(lines):
-        number = int(numbers[index])
-        tokens = line.split()
-        if named:
-            names.append(tokens[0])
-            tokens = tokens[1:]
-        if len(tokens) != width:
-            after = " after the file name" if named else ""
-            raise DatasetError(path, f"{len(tokens)} numbers{after}, expected {width} ({what})", line=number)
-        for column, token in enumerate(tokens):
-            try:
-                rows[index, column] = float(token)
-            except ValueError:
-                raise DatasetError(path, f"value {column + 1}: {token!r} is not a number", line=number) from None
-        if not np.isfinite(rows[index]).all():
-            raise DatasetError(path, "nan or inf among the joint values", line=number)
-    return names, rows
+    table = read_joint_table(path, num_joints=num_joints, what=f"({num_joints} joints x u v d)", error=DatasetError)
+    if len(table.joints) == 0:
+        raise DatasetError(table.path, "no label lines")
+    return table.names, table.joints
 
 
 def _format_rows(values: np.ndarray, decimals: int) -> list[str]:
@@ -329,12 +242,14 @@ def _icvl_read(spec: DatasetSpec, root: Path, split: SplitLayout) -> LabelTable:
     blocks, source_index, lines, sources = [], [], [], []
     for number, relative in enumerate(split.label_files):
         path = _require_file(spec, root, split, relative)
-        names, values, numbers = _parse_table(path, width=3 * joints, named=True, what=f"{joints} joints x u v d")
+        table = read_joint_table(path, num_joints=joints, named=True, what=f"({joints} joints x u v d)",
+                                 error=DatasetError)
+        assert table.names is not None
         folder = image_dir if image_dir is not None else path.parent
-        files.extend(folder / name.replace("\\", "/") for name in names)
-        blocks.append(values.reshape(-1, joints, 3))
-        source_index.append(np.full(len(names), number))
-        lines.append(numbers)
+        files.extend(folder / name.replace("\\", "/") for name in table.names)
+        blocks.append(table.joints)
+        source_index.append(np.full(len(table.names), number))
+        lines.append(table.lines)
         sources.append(path)
     return _checked_table(files, blocks, sources, source_index, lines)
 
@@ -477,20 +392,20 @@ def _msra_read(spec: DatasetSpec, root: Path, split: SplitLayout) -> LabelTable:
     blocks, source_index, lines, sources = [], [], [], []
     for number, relative in enumerate(split.label_files):
         path = _require_file(spec, root, split, relative)
-        head = _read_lines(path)[:1]
-        count = head[0][1].strip() if head else ""
+        table = read_joint_table(path, num_joints=joints, named=False, header_lines=1,
+                                 what=f"({joints} joints x x y z)", error=DatasetError)
+        line, text = table.header[0] if table.header else (1, "")
+        count = text.strip()
         if not count.isdigit():
-            raise DatasetError(path, f"first line {count!r} should be the frame count", line=head[0][0] if head else 1)
-        _, values, numbers = _parse_table(path, width=3 * joints, named=False, what=f"{joints} joints x x y z",
-                                          skip_first=True)
-        if len(values) != int(count):
-            raise DatasetError(path, f"line {head[0][0]} announces {count} frames, the file holds {len(values)}",
-                               line=head[0][0])
-        xyz = values.reshape(-1, joints, 3) * np.array([1.0, 1.0, -1.0])  # MSRA stores z negated
+            raise DatasetError(path, f"first line {count!r} should be the frame count", line=line)
+        frames = len(table.joints)
+        if frames != int(count):
+            raise DatasetError(path, f"line {line} announces {count} frames, the file holds {frames}", line=line)
+        xyz = table.joints * np.array([1.0, 1.0, -1.0])  # MSRA stores z negated
         blocks.append(spec.camera.xyz_to_uvd(xyz))
-        files.extend(path.parent / f"{index:06d}_depth.bin" for index in range(len(values)))
-        source_index.append(np.full(len(values), number))
-        lines.append(numbers)
+        files.extend(path.parent / f"{index:06d}_depth.bin" for index in range(frames))
+        source_index.append(np.full(frames, number))
+        lines.append(table.lines)
         sources.append(path)
     return _checked_table(files, blocks, sources, source_index, lines)
 

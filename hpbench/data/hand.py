@@ -454,10 +454,6 @@ def _adam(state: dict[str, np.ndarray], target: np.ndarray, mirror: np.ndarray, 
     return {key: value.detach().numpy() for key, value in params.items()}, error
 
 
-def _fields(pose: HandPose) -> tuple[np.ndarray, ...]:
-    return pose.angles, pose.rotation, pose.translation, pose.scale, pose.mirror
-
-
 def _matrix_to_axis_angle(rotation: np.ndarray) -> np.ndarray:
     cos = np.clip((np.trace(rotation, axis1=-2, axis2=-1) - 1) / 2, -1.0, 1.0)
     angle = np.arccos(cos)

@@ -94,7 +94,8 @@ class DatasetSpec:
     ``typical_hand_depth_mm``: hand distances in the real data (synthetic scenes);
     ``center_file``: a refined-centre file below the root that readers use by
     default, ``{split}`` standing for the split name (V2V-PoseNet's format: world
-    ``x y z`` mm per line, this dataset's axis convention).
+    ``x y z`` mm per line, this dataset's axis convention); ``synthetic``: rendered by
+    ``hpbench.data.synth`` on demand when no root is given.
     """
 
     name: str
@@ -116,6 +117,7 @@ class DatasetSpec:
     skeleton: tuple[str, ...] | None = None
     source_skeleton: tuple[str, ...] | None = None
     center_file: str | None = None
+    synthetic: bool = False
 
     @property
     def num_joints(self) -> int:
@@ -278,6 +280,7 @@ SYNTH = datasets.add(
         no_reading_mm=ICVL.no_reading_mm,
         skeleton=ICVL.skeleton,
         center_file="center_{split}_refined.txt",
+        synthetic=True,
     ),
 )
 
@@ -298,6 +301,7 @@ SYNTH_NYU = datasets.add(
         skeleton=NYU.skeleton,
         source_skeleton=NYU.source_skeleton,
         center_file="center_{split}_refined.txt",
+        synthetic=True,
     ),
 )
 

@@ -26,7 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
-from hpbench.data.formats import formats, read_label_file
+from hpbench.data.formats import DepthFormat, formats, read_label_file
 from hpbench.data.hand import INDEX, optical_from_uvd, sample_poses, skeleton, skeleton_from_labels, uvd_from_optical
 from hpbench.data.render import Scene, render_depth
 from hpbench.data.specs import DatasetSpec, get_dataset
@@ -167,18 +167,8 @@ def synthesize(
     Refuses a non-empty ``out`` without that marker (a real dataset, say).
     """
     spec = get_dataset(dataset) if isinstance(dataset, str) else dataset
-    if spec.layout is None or spec.skeleton is None:
-        raise ValueError(f"dataset {spec.name!r} has no on-disk layout or skeleton map: cannot synthesize it")
-    missing = [name for name in _SPLITS if name not in {split.name for split in spec.layout.splits}]
-    if missing:
-        raise ValueError(f"dataset {spec.name!r} has no {', '.join(missing)} split: synth writes train and test")
-    if frames < 1:
-        raise ValueError(f"frames must be positive, got {frames}")
-    root = Path(out)
-    if root.is_dir() and any(root.iterdir()) and not (root / MARKER).is_file():
-        raise FileExistsError(f"{root} is not empty and holds no {MARKER}: refusing to write synthetic frames into it")
-    root.mkdir(parents=True, exist_ok=True)
-    (root / MARKER).unlink(missing_ok=True)
+    _check_synthesizable(spec, frames)
+    root = _prepare_root(Path(out))
     scene = scene or _scene_for(spec)
     if workers is None:  # starting a process costs ~1 s: only worth it for a few hundred frames
         workers = min(os.cpu_count() or 1, 1 + (frames + (test_frames or frames // 4)) // 200)
@@ -188,21 +178,9 @@ def synthesize(
               "test": len(labels_uvd) if labels_uvd is not None else (test_frames or max(1, frames // 4))}
 
     start = time.perf_counter()
+    assert spec.layout is not None
     writer = formats.get(spec.layout.format)
-    jobs, finals, fit_rms = [], [], None
-    for number, split_name in enumerate(_SPLITS):
-        split = spec.layout.split(split_name)
-        count = counts[split_name]
-        posed = labels_uvd if split_name == "test" else None
-        with _status(progress, f"posing the hand on {count} labelled frames" if posed is not None else ""):
-            points, scales, rms = _skeletons(spec, number, count, seed, posed)
-        fit_rms = rms if rms is not None else fit_rms
-        plan = writer.plan_frames(split, count)
-        uvd, source = _source_labels(spec, points, posed)
-        finals.append((split, plan, source, points[:, INDEX["palm_centre"]]))
-        seeds = [(seed, number, index, 1) for index in range(count)]
-        jobs.append((plan, points, scales, seeds))
-
+    jobs, finals, fit_rms = _pose_splits(spec, writer, counts, seed, labels_uvd, progress)
     total = sum(counts.values())
     chunk = int(np.clip(math.ceil(total / (workers * 4)), 4, 256))
     tasks = [
@@ -222,6 +200,53 @@ def synthesize(
               "from_labels": summary.settings["from_labels"], "seconds": round(seconds, 3)}
     (root / MARKER).write_text(json.dumps(marker, indent=2) + "\n")
     return summary
+
+
+def _check_synthesizable(spec: DatasetSpec, frames: int) -> None:
+    """Refuse a spec without layout, skeleton map or train/test splits, and a non-positive frame count."""
+    if spec.layout is None or spec.skeleton is None:
+        raise ValueError(f"dataset {spec.name!r} has no on-disk layout or skeleton map: cannot synthesize it")
+    missing = [name for name in _SPLITS if name not in {split.name for split in spec.layout.splits}]
+    if missing:
+        raise ValueError(f"dataset {spec.name!r} has no {', '.join(missing)} split: synth writes train and test")
+    if frames < 1:
+        raise ValueError(f"frames must be positive, got {frames}")
+
+
+def _prepare_root(root: Path) -> Path:
+    """``root`` created, its old marker removed; refuses a non-empty folder that holds no marker."""
+    if root.is_dir() and any(root.iterdir()) and not (root / MARKER).is_file():
+        raise FileExistsError(f"{root} is not empty and holds no {MARKER}: refusing to write synthetic frames into it")
+    root.mkdir(parents=True, exist_ok=True)
+    (root / MARKER).unlink(missing_ok=True)
+    return root
+
+
+def _pose_splits(
+    spec: DatasetSpec, writer: DepthFormat, counts: dict[str, int], seed: int, labels_uvd: np.ndarray | None,
+    progress: bool,
+) -> tuple[list[tuple], list[tuple], float | None]:
+    """Per split, the hands to render and the labels to write.
+
+    Returns the render jobs ``(plan, points, scales, seeds)``, the label jobs
+    ``(split, plan, source labels, palm centres)`` and the fit RMS (mm) when the
+    test split is posed on ``labels_uvd``.
+    """
+    assert spec.layout is not None
+    jobs, finals, fit_rms = [], [], None
+    for number, split_name in enumerate(_SPLITS):
+        split = spec.layout.split(split_name)
+        count = counts[split_name]
+        posed = labels_uvd if split_name == "test" else None
+        with _status(progress, f"posing the hand on {count} labelled frames" if posed is not None else ""):
+            points, scales, rms = _skeletons(spec, number, count, seed, posed)
+        fit_rms = rms if rms is not None else fit_rms
+        plan = writer.plan_frames(split, count)
+        _, source = _source_labels(spec, points, posed)
+        finals.append((split, plan, source, points[:, INDEX["palm_centre"]]))
+        seeds = [(seed, number, index, 1) for index in range(count)]
+        jobs.append((plan, points, scales, seeds))
+    return jobs, finals, fit_rms
 
 
 def _status(show: bool, text: str):  # -> context manager

@@ -1,14 +1,13 @@
 """Measure the data pipeline: synthetic frames/s, cache building frames/s, cached crops/s into a loader.
 
-    python -m hpbench.data.throughput --dataset synth --frames 2000 --workers 2
+    hpbench throughput --dataset synth --frames 2000 --workers 2
 
-Prints one line per stage with the CPU count, thread settings and the machine's
-load average (shared machines: numbers move with the neighbours' jobs).
+One row per stage, with the CPU count, thread settings and the machine's load
+average (shared machines: numbers move with the neighbours' jobs).
 """
 
 from __future__ import annotations
 
-import argparse
 import os
 import tempfile
 import time
@@ -64,19 +63,3 @@ def measure_throughput(
             rows.append({"stage": f"cached crops -> DataLoader (augmented, batch {batch_size})", "items": items,
                          "seconds": seconds, "per_second": items / seconds, "workers": count, **context})
     return rows
-
-
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--dataset", default="synth")
-    parser.add_argument("--frames", type=int, default=2000)
-    parser.add_argument("--workers", type=int, default=None)
-    parser.add_argument("--size", type=int, default=128)
-    args = parser.parse_args()
-    for row in measure_throughput(args.dataset, frames=args.frames, workers=args.workers, size_px=args.size):
-        print(f"{row['stage']:<58} {row['per_second']:8.1f} /s  ({row['items']} in {row['seconds']:.1f} s, "
-              f"workers {row['workers']}, {row['cpus']} CPUs, load {row['load_before']})")
-
-
-if __name__ == "__main__":
-    main()

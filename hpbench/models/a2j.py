@@ -20,9 +20,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from hpbench.models._registry import register_combination, register_head, register_model
 from hpbench.models.backbones import create_backbone
 from hpbench.models.base import HandPoseModel, masked_joint_mean
-from hpbench.registry import register_combination, register_head, register_model
 
 __all__ = ["A2J", "A2JOutput", "a2j_loss", "anchor_grid", "decode"]
 

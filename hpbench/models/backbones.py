@@ -1,7 +1,7 @@
 """Backbones: feature extractors with known channels and strides, for heads to build on.
 
 A backbone name resolves to a function registered with
-``@hpbench.registry.register_backbone("name")``, else to any timm model, built with
+``@hpbench.models.register_backbone("name")``, else to any timm model, built with
 ``features_only=True`` (timm's own feature extraction: no fc, no pooling),
 random weights unless a local weights file is given. A registered builder is
 keyword-only, takes ``in_chans``, ``output_stride`` and ``pretrained_path`` and
@@ -17,7 +17,7 @@ from pathlib import Path
 
 from torch import Tensor, nn
 
-from hpbench import registry
+from hpbench.models import _registry
 from hpbench.registry import UnknownNameError
 
 __all__ = ["FeatureExtractor", "create_backbone", "timm_backbone"]
@@ -83,14 +83,14 @@ def create_backbone(
     pretrained_path: str | Path | None = None,
 ) -> nn.Module:
     """Backbone ``name``: a registered one first, else a timm model; unknown names list close matches."""
-    if name in registry.backbones:
-        builder: Callable[..., nn.Module] = registry.backbones.get(name)
+    if name in _registry.backbones:
+        builder: Callable[..., nn.Module] = _registry.backbones.get(name)
         backbone = builder(in_chans=in_chans, output_stride=output_stride, pretrained_path=pretrained_path)
     else:
         import timm
 
         if not timm.is_model(name):  # accepts pretrained tags (resnet50.a1_in1k); weights stay local
-            known = [*registry.backbones.names(), *timm.list_models()]
+            known = [*_registry.backbones.names(), *timm.list_models()]
             close = difflib.get_close_matches(name, known, n=5, cutoff=0.6)
             hint = f"; did you mean {', '.join(close)}?" if close else ""
             raise UnknownNameError(f"unknown backbone {name!r}{hint} (registered backbones or timm model names)")

@@ -61,8 +61,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from hpbench.models._registry import register_model
 from hpbench.models.base import HandPoseModel, masked_joint_mean
-from hpbench.registry import register_model
 
 __all__ = [
     "HandFoldOutput",

@@ -16,6 +16,7 @@ from functools import partial
 import torch
 from torch import Tensor, nn
 
+from hpbench.models._registry import register_model
 from hpbench.models.base import HandPoseModel, joints_in_crop, masked_joint_mean
 from hpbench.models.layers import (
     AttentionBlock,
@@ -26,7 +27,6 @@ from hpbench.models.layers import (
     spatial_softmax,
     weighted_pool,
 )
-from hpbench.registry import register_model
 
 __all__ = ["Ours", "SplitHead", "UnifiedHead"]
 

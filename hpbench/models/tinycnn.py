@@ -11,8 +11,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from hpbench.models._registry import register_model
 from hpbench.models.base import HandPoseModel
-from hpbench.registry import register_model
 
 __all__ = ["TinyCNN"]
 

@@ -18,10 +18,10 @@ from pathlib import Path
 import torch
 from torch import Tensor, nn
 
+from hpbench.models._registry import register_head, register_model
 from hpbench.models.base import HandPoseModel, joints_in_crop, masked_joint_mean
 from hpbench.models.layers import Hourglass, soft_argmax, spatial_softmax, weighted_pool
 from hpbench.models.backbones import create_backbone
-from hpbench.registry import register_head, register_model
 
 __all__ = ["BackboneTrunk", "PreActBottleneck", "TriHornNet"]
 

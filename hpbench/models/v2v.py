@@ -28,8 +28,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
+from hpbench.models._registry import register_model
 from hpbench.models.base import HandPoseModel, masked_joint_mean
-from hpbench.registry import register_model
 
 __all__ = ["Res3D", "V2VPoseNet", "decode_heatmaps", "encode_heatmaps", "voxelize"]
 

@@ -8,14 +8,20 @@ imported when a figure is drawn.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pandas as pd
 
 from hpbench.report.tables import latex_table, markdown_table, summary_table
 
-__all__ = ["FORMATS", "latex_table", "markdown_table", "summary_table", "write_report"]
+if TYPE_CHECKING:
+    from hpbench.scoring import ReadOptions
+
+__all__ = ["FORMATS", "Report", "latex_table", "markdown_table", "report_files", "summary_table", "write_report"]
 
 FORMATS: tuple[str, ...] = ("latex", "markdown", "csv")
 """Table formats write_report knows."""
@@ -72,3 +78,47 @@ def _write_figures(results: pd.DataFrame, out_dir: Path, dataset: str, *, order:
         if (rows["metric"] == metric).any():
             written += figures.save_figure(draw(rows, dataset=dataset, order=order), out_dir / f"{dataset}_{kind}")
     return written
+
+
+@dataclass(frozen=True)
+class Report:
+    """A report made from files: the summary table per dataset, the refused files' reasons, the files written.
+
+    No tables means no file could be scored, and nothing was written.
+    """
+
+    tables: dict[str, pd.DataFrame]
+    refused: tuple[str, ...]
+    written: tuple[Path, ...]
+
+
+def report_files(
+    paths: Sequence[Path],
+    out_dir: Path,
+    *,
+    formats: Sequence[str] = FORMATS,
+    figures: bool = True,
+    dataset: str | None = None,
+    options: ReadOptions | None = None,
+    eval_dir: str | os.PathLike[str] | None = None,
+    progress: bool = False,
+) -> Report:
+    """Score prediction files and read results files (:func:`hpbench.scoring.collect_results`), then write
+    the report into ``out_dir`` (:func:`write_report`) and, when files were refused, ``refused.txt`` with
+    one reason per line. A missing path raises FileNotFoundError, an unknown format ValueError (first)."""
+    from hpbench.scoring import ReadOptions, collect_results
+
+    unknown = [name for name in formats if name not in _SUFFIXES]
+    if unknown:
+        raise ValueError(f"unknown report format(s) {', '.join(unknown)}; known: {', '.join(FORMATS)}")
+    results, refused = collect_results(list(paths), dataset=dataset, options=options or ReadOptions(),
+                                       eval_dir=eval_dir, progress=progress)
+    if results.empty:
+        return Report(tables={}, refused=tuple(refused), written=())
+    written = write_report(results, out_dir, formats=formats, figures=figures)
+    if refused:
+        path = Path(out_dir) / "refused.txt"
+        path.write_text("".join(reason + "\n" for reason in refused), encoding="utf-8")
+        written.append(path)
+    tables = {name: summary_table(results, dataset=name) for name in sorted({n for n in results["dataset"] if n})}
+    return Report(tables=tables, refused=tuple(refused), written=tuple(written))

@@ -1,0 +1,149 @@
+"""What the CLI prints, as a person reads it at 80 columns: external text exactly as written (no rich markup,
+no emoji codes), numbers never cut, tables without a pandas index, help that wraps instead of cutting."""
+
+from __future__ import annotations
+
+import io
+import re
+from pathlib import Path
+
+import numpy as np
+import pytest
+from rich.console import Console
+from typer.testing import CliRunner
+
+from hpbench._console import print_table, table
+from hpbench.cli import app
+
+runner = CliRunner()
+FRAME = " ".join(["1"] * 48)  # one synth frame: 16 joints x (u, v, d)
+NARROW = {"COLUMNS": "80"}
+
+
+@pytest.fixture()
+def labels(tmp_path: Path) -> Path:
+    path = tmp_path / "labels.txt"
+    path.write_text(f"{FRAME}\n{FRAME}\n")
+    return path
+
+
+def _predictions(path: Path, frames: int, bad_line: int) -> Path:
+    """``frames`` lines of a synth prediction file whose line ``bad_line`` ends in the token '[/x]'."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    lines = [FRAME] * frames
+    lines[bad_line - 1] = " ".join(["1"] * 47) + " [/x]"
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+@pytest.mark.parametrize("line", [1, 100, 1234])
+@pytest.mark.parametrize("name", ["[bold]x[/bold].txt", "a:smile:b.txt"])  # '[bold]x[' holds 'bold].txt'
+def test_a_refused_file_prints_its_name_line_and_token_as_written(tmp_path, labels, name, line):
+    path = _predictions(tmp_path / name, max(line, 2), line)
+    result = runner.invoke(app, ["eval", str(path), "--dataset", "synth", "--labels", str(labels)], env=NARROW)
+    assert result.exit_code == 1 and "Traceback" not in result.output
+    assert f"refused {path}:{line}: column 48: '[/x]' is not a number" in result.output
+
+
+def test_an_error_prints_as_written(tmp_path):
+    missing = tmp_path / "[red]:smile:[/]" / "run:100:.csv"
+    result = runner.invoke(app, ["report", str(missing), "--out", str(tmp_path / "out")], env=NARROW)
+    assert result.exit_code == 2 and "Traceback" not in result.output
+    assert f"error: {missing} does not exist" in result.output
+
+
+def test_table_cells_are_plain_text_and_numbers_are_never_cut():
+    numbers = ["12345.678", "0.001", "987654321"]
+    columns = [("method", "text"), ("mean error (mm)", "number"), ("AUC", "number"), ("params", "number")]
+    out = Console(file=io.StringIO(), width=48, markup=False, emoji=False, highlight=False)
+    print_table(out, table(columns, [["a long method name " * 3, *numbers]]))
+    text = out.file.getvalue()
+    assert all(number in text for number in numbers) and "…" not in text
+    assert max(map(len, text.splitlines())) <= 48  # the method wraps instead
+    out = Console(file=io.StringIO(), width=80, markup=False, emoji=False, highlight=False)
+    print_table(out, table(columns, [["[bold]x[/bold] :smile: [/x]", *numbers]]))
+    assert "[bold]x[/bold] :smile: [/x]" in out.file.getvalue()
+    out = Console(file=io.StringIO(), width=20, markup=False, emoji=False, highlight=False)
+    print_table(out, table([("a", "number"), ("b", "number"), ("c", "number")], [numbers]))
+    assert all(number in out.file.getvalue() for number in numbers)  # wider than the console, never cut
+
+
+def test_help_at_80_columns_wraps_and_keeps_every_option_and_default():
+    result = runner.invoke(app, ["profile", "--help"], env=NARROW)
+    assert result.exit_code == 0
+    assert max(map(len, result.output.splitlines())) <= 80
+    text = " ".join(result.output.split())
+    for shown in ("--throughput-batch", "--no-onnxruntime", "[default: results/profile.csv]", "[default: 32; x>=0]"):
+        assert shown in text
+
+
+def test_the_command_list_fits_80_columns_uncut():
+    result = runner.invoke(app, ["--help"], env=NARROW)
+    lines = [line.split() for line in result.output.splitlines() if line.startswith("  ")]
+    described = {words[0]: " ".join(words[1:]) for words in lines if words}
+    for command in ("ls", "eval", "report", "profile", "synth", "throughput", "export"):
+        assert described[command] and not described[command].endswith("...")
+
+
+def _rows_file(tmp_path: Path) -> Path:
+    """A results file of two methods on ICVL, as `hpbench eval --save` writes it."""
+    from hpbench.data.specs import get_dataset
+    from hpbench.results import write_results
+    from hpbench.scoring import Score
+
+    rng = np.random.default_rng(0)
+    frames = [Score(method=f"method_{i}[x]", source=Path("p.txt"), dataset=get_dataset("icvl"),
+                    errors_mm=rng.uniform(0, 30 + 10 * i, (50, 16)), frame_indices=np.arange(50), frames="all",
+                    reading="uvd").rows() for i in range(2)]
+    import pandas as pd
+
+    path = tmp_path / "icvl.csv"
+    write_results(pd.concat(frames, ignore_index=True), path)
+    return path
+
+
+def test_report_prints_a_table_without_index_and_writes_refused_txt(tmp_path):
+    bad = tmp_path / "bad.txt"
+    bad.write_text("1 2 3\n")
+    out = tmp_path / "out"
+    result = runner.invoke(app, ["report", str(_rows_file(tmp_path)), str(bad), "--out", str(out), "--format",
+                                 "markdown", "--no-figures"], env=NARROW)
+    assert result.exit_code == 0, result.output
+    lines = result.output.splitlines()
+    assert "icvl: 2 methods" in result.output and "wrote 2 files to" in result.output
+    body = [line for line in lines if line.startswith("│ method_")]
+    assert [line.split("│")[1].strip() for line in body] == ["method_0[x]", "method_1[x]"]  # no index column
+    assert all(re.fullmatch(r"\d+\.\d+", line.split("│")[2].strip()) for line in body)
+    refused = (out / "refused.txt").read_text()
+    assert refused.startswith(f"{bad}: cannot tell the dataset") and f"refused {bad}:" in result.output
+
+
+@pytest.mark.evaldata
+def test_eval_of_many_files_keeps_every_number_at_80_columns(eval_dir):
+    files = sorted((eval_dir / "results/nyu").glob("*.txt"))
+    result = runner.invoke(app, ["eval", *map(str, files), "--dataset", "nyu"], env=NARROW)
+    lines = [line for line in result.output.splitlines() if line[:1] in "┏┃┡│└"]  # the table, not refusals
+    rows = [line.split("│")[1:-1] for line in lines if line.startswith("│")]
+    numbers = [cell.strip() for row in rows for cell in row[4:] if cell.strip()]
+    assert len(numbers) >= 4 * 20 and all(re.fullmatch(r"\d+\.\d+", n) for n in numbers)
+    assert "8.419" in numbers and not any("…" in line for line in lines) and max(map(len, lines)) <= 80
+
+
+def test_profile_tables_keep_every_number_at_80_columns(monkeypatch, capsys):
+    from hpbench._render import show_profile
+    from hpbench.profile import ONNXRUNTIME, CostRow, LatencyRow, ProfileReport
+
+    costs = tuple(CostRow(model=name, params=12_345_678, thop_gmac=123.456, exact_gmac=98.765, fvcore_gmac=None,
+                          disagree=True) for name in ("a2j@resnet18", "handfold"))
+    latencies = tuple(LatencyRow(model=cost.model, device=device, median_ms=1234.56, p10_ms=1200.01,
+                                 p90_ms=1300.99, spread=0.123, ratio=1.5, samples_per_s=123456.0)
+                      for cost in costs for device in ("cpu", ONNXRUNTIME, "cuda"))
+    report = ProfileReport(dataset="nyu", reference="a2j@resnet18", throughput_batch=32, profiles=(), costs=costs,
+                           latencies=latencies, notes=("a note",), warnings=())
+    monkeypatch.setenv("COLUMNS", "80")
+    show_profile(report)
+    out = capsys.readouterr().out
+    assert max(map(len, out.splitlines())) <= 80 and "…" not in out
+    for number in ("12,345,678", "123.456", "98.765", "1234.56", "1200.01-1300.99", "12 %", "1.50", "123456"):
+        assert number in out
+    assert "a2j@resnet18 (!)" in out
