@@ -18,10 +18,12 @@ if TYPE_CHECKING:
     from hpbench.export import ExportReport
     from hpbench.profile import ProfileReport
     from hpbench.report import Report
+    from hpbench.runner import ModelRun
     from hpbench.scoring import Score
+    from hpbench.sweep import SweepOutcome
 
 __all__ = ["compact", "short_paper", "show_card", "show_export", "show_models", "show_profile", "show_report",
-           "show_scores", "show_throughput"]
+           "show_runs", "show_scores", "show_sweep", "show_throughput"]
 
 
 def compact(value: float) -> str:
@@ -148,7 +150,7 @@ def show_report(report: Report, out: Path) -> None:
             columns += [(headers[i], "number" if numeric[i] else "text") for i in indices]
             print_table(console(), table(columns, kept, title=title))
     print_refused(report.refused)
-    console().print(f"wrote {plural(len(report.written), 'file')} to {out}")
+    console().print(f"wrote {plural(len(report.written), 'file')} to {out}", soft_wrap=True)
 
 
 def show_profile(report: ProfileReport) -> None:
@@ -186,7 +188,7 @@ def show_profile(report: ProfileReport) -> None:
     for warning in report.warnings:
         console(stderr=True).print(warning, style="yellow")
     if report.written is not None:
-        out.print(f"wrote {report.written}")
+        out.print(f"wrote {report.written}", soft_wrap=True)
 
 
 def show_export(report: ExportReport) -> None:
@@ -201,8 +203,8 @@ def show_export(report: ExportReport) -> None:
         lines.append(f"cpu latency at batch 1, {plural(env.threads, 'thread')}, {env.device_name}:")
         lines += [f"  {name:12s} {timed.median_ms:8.2f} ms [{timed.p10_ms:.2f}-{timed.p90_ms:.2f}]  "
                   f"x{timed.median_ms / torch_ms:.2f}  ({timed.method})" for name, timed in report.latency.items()]
-    for line in lines:
-        console().print(line)
+    for line in lines:  # paths and numbers stay on one line (the terminal wraps, nothing is broken)
+        console().print(line, soft_wrap=True)
 
 
 def show_throughput(rows: Sequence[Mapping[str, Any]]) -> None:
@@ -216,3 +218,25 @@ def show_throughput(rows: Sequence[Mapping[str, Any]]) -> None:
                f"load average {first['load_before']} before")
     print_table(console(), table(columns, cells, title="data pipeline throughput"))
     console().print(machine)
+
+
+def show_runs(runs: Sequence[ModelRun], *, results: Path, written: Sequence[Path]) -> None:
+    """`hpbench run`: one line per model (its mean error and notes, or its failure in red), then where things are."""
+    out = console()
+    for item in runs:
+        if item.error:
+            out.print(f"{item.model}: failed {item.error}", style="red")
+        else:
+            out.print(f"{item.model}: mean error {item.mean_error_mm:.2f} mm; {'; '.join(item.notes)}")
+    out.print(f"results in {results}, report: {', '.join(str(p) for p in written) or 'none'}", soft_wrap=True)
+
+
+def show_sweep(outcomes: Sequence[SweepOutcome], *, results: Path, reports: Sequence[Path]) -> None:
+    """`hpbench sweep`: the counts of trained, skipped and failed runs, then each failure in red."""
+    out = console()
+    counts = {status: sum(o.status == status for o in outcomes) for status in ("done", "skipped", "failed")}
+    out.print(f"{plural(len(outcomes), 'run')}: {counts['done']} trained, {counts['skipped']} already done, "
+              f"{counts['failed']} failed; results in {results}, reports in {', '.join(map(str, reports))}")
+    for outcome in outcomes:
+        if outcome.status == "failed":
+            out.print(f"{outcome.model} on {outcome.dataset}, seed {outcome.seed}: failed {outcome.error}", style="red")

@@ -13,20 +13,39 @@ import typer
 from hpbench._console import fail
 
 if TYPE_CHECKING:
+    from hpbench.data.specs import DatasetSpec
+    from hpbench.runner import RunSettings
     from hpbench.scoring import ReadOptions
 
 __all__ = [
-    "AtolOption", "BatchOption", "CheckOption", "CoordsChoice", "CoordsOption", "CropSizeOption", "DatasetOption",
-    "DeviceChoice", "DynamicBatchOption", "EvalDirOption", "ExportCheckpointOption", "ExportFormat",
-    "ExportFormatOption", "ExportOutOption", "FiguresOption", "FilesArgument", "FormatsOption", "FramesOption",
+    "ResumeOption",
+    "RunProfileOption",
+    "LogDirOption",
+    "CpusOption",
+    "GpusOption",
+    "PartitionOption",
+    "TimeoutOption",
+    "ForceOption",
+    "MaxParallelOption",
+    "JobThreadsOption",
+    "SweepDataRootOption",
+    "DataSeedOption",
+    "ExecutorOption",
+    "SeedsOption",
+    "DatasetsOption",
+    "AtolOption", "BatchOption", "BatchSizeOption", "CheckOption", "CompileOption", "CoordsChoice", "CoordsOption",
+    "CropSizeOption", "DataRootOption", "DatasetOption", "DeviceChoice", "DeviceOption", "DynamicBatchOption",
+    "EpochsOption", "EvalDirOption", "ExecutorChoice", "ExportCheckpointOption", "ExportFormat", "ExportFormatOption",
+    "ExportOutOption", "FiguresOption", "FilesArgument", "FloorOption", "FormatsOption", "FramesOption",
     "FromLabelsOption", "FvcoreOption", "JointOrderOption", "JointsDatasetOption", "LabelsOption", "LatencyOption",
-    "LatencyThreadsOption", "MinTimeOption", "ModelOption", "ModelOrPatternArgument", "ModelsOption", "NamesOption",
-    "OnnxruntimeOption", "OpsetOption", "ProfileDeviceOption", "ProfileOutOption", "ReferenceOption",
-    "RenderFramesOption", "ReportOutOption", "ReportPathsArgument", "RoundsOption", "SaveOption",
-    "ScoredCheckpointOption", "ScoredDataRootOption", "ScoredDeviceOption", "ScoredModelOption", "SynthDatasetOption",
-    "SynthOutOption", "SynthSeedOption", "SynthTestFramesOption", "ThroughputBatchOption", "ThroughputDatasetOption",
-    "WorkersOption", "YAxisChoice", "YAxisOption", "check_device", "parse_joint_order", "parse_list", "parse_models",
-    "read_options",
+    "LatencyThreadsOption", "MaxStepsOption", "MinTimeOption", "ModelOption", "ModelOrPatternArgument", "ModelsOption",
+    "NamesOption", "OnnxruntimeOption", "OpsetOption", "OverwriteOption", "ProfileDeviceOption", "ProfileOutOption", "QuickOption",
+    "ReferenceOption", "RenderFramesOption", "ReportOutOption", "ReportPathsArgument", "ReportsOption", "ResultsOption",
+    "RoundsOption", "SaveOption", "ScoredCheckpointOption", "ScoredDataRootOption", "ScoredDeviceOption",
+    "ScoredModelOption", "SeedOption", "SynthDatasetOption", "SynthFramesOption", "SynthOutOption", "SynthSeedOption",
+    "SynthTestFramesOption", "TestFramesOption", "ThreadsOption", "ThroughputBatchOption", "ThroughputDatasetOption",
+    "TrainDatasetOption", "WorkersOption", "YAxisChoice", "YAxisOption", "check_device", "parse_joint_order",
+    "parse_dataset", "parse_list", "parse_models", "parse_seeds", "read_options", "run_settings",
 ]
 
 
@@ -151,6 +170,66 @@ AtolOption = Annotated[float, typer.Option(
     min=0.0, help="Largest accepted |onnxruntime - torch| (crop px, normalized depth).")]
 LatencyOption = Annotated[bool, typer.Option("--latency/--no-latency", help="Time onnxruntime and torch at batch 1.")]
 
+# run, train and sweep
+SynthFramesOption = Annotated[int, typer.Option(min=8, help="Synthetic training frames (synthetic datasets only).")]
+TestFramesOption = Annotated[Optional[int], typer.Option(
+    min=1, help="Synthetic test frames (default: a quarter of --frames; 200 with --quick).")]
+QuickOption = Annotated[bool, typer.Option(
+    "--quick", help="Short schedule: each card's quick steps, batch and learning rate (CPU minutes).")]
+EpochsOption = Annotated[Optional[int], typer.Option(min=1, help="Override the recipes' epochs.")]
+MaxStepsOption = Annotated[Optional[int], typer.Option(min=1, help="Stop each model after this many optimizer steps.")]
+BatchSizeOption = Annotated[Optional[int], typer.Option(
+    min=1, help="Override the recipes' batch size (the global batch under torchrun).")]
+DataRootOption = Annotated[Optional[Path], typer.Option(help="Dataset root (default: $HPBENCH_<DATASET>_ROOT).")]
+ResultsOption = Annotated[Path, typer.Option("--results", "--results-dir", help="Folder of run directories.")]
+ReportsOption = Annotated[Path, typer.Option(help="Folder of reports.")]
+DeviceOption = Annotated[str, typer.Option(help="cpu or cuda.")]
+ThreadsOption = Annotated[Optional[int], typer.Option(min=1, help="CPU threads (per process or job).")]
+TrainDatasetOption = Annotated[str, typer.Option(
+    "--dataset", "-d", help="synth (embedded default), synth-nyu, icvl, nyu.")]
+SeedOption = Annotated[int, typer.Option(help="Seed of data, initialisation, shuffling and augmentation.")]
+FloorOption = Annotated[bool, typer.Option("--floor/--no-floor", help="Also train the mean-pose floor.")]
+CompileOption = Annotated[bool, typer.Option(
+    "--compile", help="Run the model through torch.compile (the first steps pay the compilation).")]
+OverwriteOption = Annotated[bool, typer.Option(
+    "--overwrite", help="Clear a run directory that holds an earlier run, then train afresh.")]
+
+
+class ExecutorChoice(str, enum.Enum):
+    local = "local"
+    slurm = "slurm"
+    debug = "debug"
+
+
+ResumeOption = Annotated[bool, typer.Option(
+    "--resume", help="Continue from the last intact checkpoint (refused when the configuration differs).")]
+RunProfileOption = Annotated[bool, typer.Option(
+    "--profile/--no-profile", help="Profile each trained model (sweep: once, in its first seed's job).")]
+
+
+# Options of `sweep` alone.
+DatasetsOption = Annotated[str, typer.Option(
+    "--datasets", "-d", help="Comma-separated datasets: synth, synth-nyu, icvl, nyu.")]
+SeedsOption = Annotated[str, typer.Option(
+    help="Seeds of initialisation, shuffling and augmentation: '0,1,2' or '0-4'.")]
+ExecutorOption = Annotated[ExecutorChoice, typer.Option(
+    help="local (subprocesses here), slurm, or debug (in this process).")]
+DataSeedOption = Annotated[int, typer.Option(help="Seed of the synthetic data, the same for every run.")]
+SweepDataRootOption = Annotated[Optional[Path], typer.Option(
+    help="Root of the one swept dataset (default: $HPBENCH_<DATASET>_ROOT).")]
+JobThreadsOption = Annotated[Optional[int], typer.Option(
+    min=1, help="CPU threads per job (default: cores / --max-parallel here, --cpus on Slurm).")]
+MaxParallelOption = Annotated[Optional[int], typer.Option(
+    min=1, help="Jobs running at once (default: one per 4 cores here, all on Slurm).")]
+ForceOption = Annotated[bool, typer.Option("--force", help="Retrain runs that already have metrics.csv.")]
+TimeoutOption = Annotated[int, typer.Option(
+    min=1, help="Minutes per job before it is stopped (and requeued from its checkpoint).")]
+PartitionOption = Annotated[Optional[str], typer.Option(help="Slurm partition.")]
+GpusOption = Annotated[int, typer.Option(min=0, help="GPUs per job (Slurm; local: CUDA_VISIBLE_DEVICES).")]
+CpusOption = Annotated[Optional[int], typer.Option(min=1, help="CPUs per job (Slurm).")]
+LogDirOption = Annotated[Optional[Path], typer.Option(help="submitit job logs (default: RESULTS/sweep-logs).")]
+
+
 def parse_list(text: str, option: str) -> tuple[str, ...]:
     """Comma-separated names, in order, without repeats; none at all fails naming ``option``."""
     items = tuple(dict.fromkeys(part.strip() for part in text.split(",") if part.strip()))
@@ -204,3 +283,41 @@ def read_options(coords: CoordsChoice, y_axis: YAxisChoice, joint_order: str | N
 
     return ReadOptions(coords=coords.value, y_axis=y_axis.value, joint_order=parse_joint_order(joint_order),
                        frames=frames, check=check)
+
+
+def parse_seeds(text: str) -> tuple[int, ...]:
+    """'0,1,2' or '0-4' (inclusive) or a mix -> seeds in order, without repeats."""
+    seeds: list[int] = []
+    for part in parse_list(text, "--seeds"):
+        first, dash, last = part.partition("-")
+        try:
+            seeds += range(int(first), int(last) + 1) if dash and first else [int(part)]
+        except ValueError:
+            fail(f"--seeds takes comma-separated integers or ranges like 0-4, got {part!r}")
+    return tuple(dict.fromkeys(seeds))
+
+
+def parse_dataset(name: str) -> DatasetSpec:
+    """The spec of registered dataset ``name``; an unknown name fails with close matches."""
+    from hpbench.data.specs import get_dataset
+    from hpbench.registry import UnknownNameError
+
+    try:
+        return get_dataset(name)
+    except UnknownNameError as error:
+        fail(str(error))
+
+
+def run_settings(options: dict[str, object], *, check_device_option: bool = True) -> RunSettings:
+    """The RunSettings of `run`, `train` or `sweep` from the command's parameters (its ``locals()``, taken
+    first thing): each field from the option of the same name, the others at their default; the device checked."""
+    from dataclasses import fields
+
+    from hpbench.runner import RunSettings
+
+    if check_device_option:
+        check_device(str(options["device"]))
+    try:
+        return RunSettings(**{field.name: options[field.name] for field in fields(RunSettings) if field.name in options})
+    except ValueError as error:  # --resume with --overwrite
+        fail(str(error))

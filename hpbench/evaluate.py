@@ -30,10 +30,11 @@ the activations of a 128 x 128 crop outgrow the caches, so the CPU batch stays s
 
 
 def predict_crops(model: nn.Module, dataset: Any, *, batch_size: int | None = None, device: str = "cpu",
-                  progress: bool = False) -> np.ndarray:
+                  progress: bool = False, label: str = "evaluating") -> np.ndarray:
     """(N, J, 3) model outputs in crop coordinates over ``dataset`` in its order (no augmentation).
 
-    ``batch_size`` defaults to :data:`EVAL_BATCH` of the device type.
+    ``batch_size`` defaults to :data:`EVAL_BATCH` of the device type; ``label`` is the progress bar's text,
+    printed as written (never read as rich markup).
     """
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
@@ -41,9 +42,10 @@ def predict_crops(model: nn.Module, dataset: Any, *, batch_size: int | None = No
     loader = torch.utils.data.DataLoader(dataset, batch_size=batch_size, shuffle=False)
     model.eval().to(device)
     outputs = []
-    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
+    columns = (TextColumn("{task.description}", markup=False), BarColumn(), MofNCompleteColumn(),
+               TimeRemainingColumn())
     with torch.inference_mode(), Progress(*columns, disable=not progress, transient=True) as bar:
-        task = bar.add_task("evaluating", total=len(dataset))
+        task = bar.add_task(label, total=len(dataset))
         for batch in loader:
             outputs.append(model(batch["depth"].to(device)).float().cpu().numpy())
             bar.advance(task, len(outputs[-1]))
@@ -71,7 +73,8 @@ def evaluate(
 
     if cache.dataset != dataset.name:
         raise ValueError(f"the crop cache {cache.path} holds {cache.dataset!r}, not {dataset.name!r}")
-    crops = predict_crops(model, CropDataset(cache), batch_size=batch_size, device=device, progress=progress)
+    crops = predict_crops(model, CropDataset(cache), batch_size=batch_size, device=device, progress=progress,
+                          label=f"{method}: evaluating on {dataset.name} {cache.split}")
     transform: CropTransform = cache.transform
     pred_uvd = transform.to_image(crops)
     path = write_prediction_file(predictions_path, pred_uvd, names=list(cache.files))

@@ -28,14 +28,13 @@ import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import torch
 from torch import nn
 
-if TYPE_CHECKING:
-    from hpbench.profile import Latency
+from hpbench.latency import Latency, environment, measure_latency, time_step, to_latency
 
 __all__ = [
     "DEFAULT_OPSET",
@@ -47,6 +46,7 @@ __all__ = [
     "example_input",
     "export_model",
     "export_onnx",
+    "onnxruntime_latency",
     "onnxruntime_session",
     "run_onnx",
 ]
@@ -235,7 +235,6 @@ def export_model(
     """
     from hpbench.cards import CardError, load_card
     from hpbench.models import create_model
-    from hpbench.profile import measure_latency, onnxruntime_latency
     from hpbench.train import load_checkpoint_weights
 
     network = create_model(name, dataset=dataset).eval()
@@ -257,3 +256,25 @@ def export_model(
                  "onnxruntime": onnxruntime_latency(path, example, threads=threads, min_run_time_s=min_run_time_s)}
     return ExportReport(path=path, opset=opset, dynamic_batch=dynamic_batch, input_shape=tuple(shape), atol=atol,
                         max_abs_diff=diffs, latency=timed)
+
+
+def onnxruntime_latency(
+    path: str | os.PathLike[str],
+    example: torch.Tensor,
+    *,
+    threads: int | None = None,
+    warmup: int = 5,
+    min_run_time_s: float = 1.0,
+) -> Latency:
+    """ONNX Runtime CPU latency of the ONNX file ``path`` on ``example`` (its batch size), timed as
+    :func:`measure_latency` times PyTorch: ``threads`` intra-op threads (default: torch's setting)."""
+    threads = threads or torch.get_num_threads()
+    session = onnxruntime_session(path, threads=threads)  # a clear error when onnxruntime is missing
+    import onnxruntime
+
+    inputs = example.detach().cpu().float()
+    measurement = time_step(lambda: run_onnx(session, inputs), threads=threads, warmup=warmup,
+                             min_run_time_s=min_run_time_s)
+    method = f"onnxruntime {onnxruntime.__version__} CPUExecutionProvider, blocked_autorange"
+    return to_latency(measurement, batch=int(example.shape[0]), method=method,
+                    env=environment(torch.device("cpu"), torch.float32, threads))

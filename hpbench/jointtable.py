@@ -99,9 +99,17 @@ def read_joint_table(
     return JointTable(path=path, joints=joints, names=names, lines=numbers, header=header)
 
 
+def _float(token: str) -> float:
+    """``float(token)`` of a plain ASCII number: float() alone takes ``1_5`` (15) and non-ASCII digits,
+    which pandas' fast path refuses, so the careful pass refuses them too."""
+    if "_" in token or not token.isascii():
+        raise ValueError(f"not a plain number: {token!r}")
+    return float(token)
+
+
 def _is_number(token: str) -> bool:
     try:
-        float(token)
+        _float(token)
     except ValueError:
         return False
     return True
@@ -179,7 +187,7 @@ class _Rows:
                 names.append(tokens[0])
             for column, token in enumerate(tokens[int(self.named):]):
                 try:
-                    values[index, column] = float(token)
+                    values[index, column] = _float(token)
                 except ValueError:
                     message = f"column {column + 1 + int(self.named)}: {token!r} is not a number"
                     raise self.error(self.path, message, line=number) from None

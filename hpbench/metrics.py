@@ -110,7 +110,7 @@ def auc(thresholds_mm: np.ndarray, rates: np.ndarray) -> float:
     rates = np.asarray(rates, dtype=np.float64)
     if thresholds_mm.ndim != 1 or thresholds_mm.shape != rates.shape or thresholds_mm.size < 2:
         raise ValueError("auc needs two 1-D arrays of one length >= 2")
-    span = thresholds_mm[-1] - thresholds_mm[0]
-    if span <= 0:
+    if not (np.diff(thresholds_mm) > 0).all():  # also refuses nan; the ends alone are not enough
         raise ValueError("thresholds must increase")
+    span = thresholds_mm[-1] - thresholds_mm[0]
     return float(np.trapezoid(rates, thresholds_mm) / span)

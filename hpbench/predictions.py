@@ -17,7 +17,7 @@ from typing import Literal
 
 import numpy as np
 
-from hpbench.jointtable import TableFileError, read_joint_table
+from hpbench.jointtable import TableFileError, _is_number, read_joint_table
 
 __all__ = [
     "Coords",
@@ -100,6 +100,9 @@ def write_prediction_file(
         raise ValueError("joints contain nan or inf")
     if names is not None and len(names) != len(joints):
         raise ValueError(f"{len(names)} names for {len(joints)} frames")
+    for name in names or ():  # the reader must get each name back as the line's first token
+        if not name or name != "".join(name.split()) or _is_number(name):
+            raise ValueError(f"frame name {name!r} cannot be read back: empty, with whitespace or a number")
     flat = joints.reshape(len(joints), -1)
     body = [" ".join(f"{value:.6f}" for value in row) for row in flat]
     if names is not None:

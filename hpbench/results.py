@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import datetime as _dt
 import os
-import tempfile
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
@@ -69,13 +68,11 @@ def _normalize(frame: pd.DataFrame) -> pd.DataFrame:
 
 
 def write_results(frame: pd.DataFrame, path: str | os.PathLike[str]) -> Path:
-    """Write ``frame`` as CSV atomically (temp file + rename); returns the path."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.NamedTemporaryFile("w", dir=path.parent, suffix=".tmp", delete=False, newline="") as handle:
-        _normalize(frame).to_csv(handle, index=False, float_format="%.9g")
-    os.replace(handle.name, path)
-    return path
+    """Write ``frame`` as CSV atomically (temp file + rename, the umask's mode); returns the path."""
+    from hpbench.files import atomic_write
+
+    normalized = _normalize(frame)
+    return atomic_write(path, lambda temporary: normalized.to_csv(temporary, index=False, float_format="%.9g"))
 
 
 def read_results(paths: Iterable[str | os.PathLike[str]]) -> pd.DataFrame:

@@ -6,18 +6,103 @@ epoch), checkpoints/, predictions.txt (community format), the result files
 metrics.csv and profile.csv (tidy rows), and error.txt, the traceback of a failed
 attempt. The runner writes it, sweeps skip a finished one, and
 :func:`hpbench.scoring.collect_results` reads only its result files.
+
+One process owns a run directory at a time: :meth:`RunDir.lock` holds ``.lock``
+(pid, host, start time), created atomically; a second run into the folder is
+refused with :class:`RunRefused`, and a lock left by a dead process on this host
+(or by an earlier attempt of the same, requeued Slurm job) is taken over. Files are written atomically (:func:`hpbench.files.atomic_write`) with the mode
+the user's umask gives.
 """
 
 from __future__ import annotations
 
+import contextlib
+import datetime as _dt
 import json
 import os
-from collections.abc import Mapping
+import shutil
+import socket
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-__all__ = ["RunDir"]
+from hpbench.files import atomic_write
+
+__all__ = ["RunDir", "RunRefused"]
+
+
+class RunRefused(Exception):
+    """A run that must not start in its folder (busy, holding another run, or saved with other settings);
+    the folder is left as it was."""
+
+
+def _write_text(path: Path, text: str) -> None:
+    atomic_write(path, lambda temporary: Path(temporary).write_text(text))
+
+
+def _alive(pid: int) -> bool:
+    """Whether process ``pid`` exists on this host."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # exists, owned by someone else
+        return True
+    return True
+
+
+def _read_lock(path: Path) -> dict[str, Any] | None:
+    """The holder recorded in lock file ``path``; None when it is gone; {} when unreadable."""
+    try:
+        holder = json.loads(path.read_text())
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError):
+        return {}
+    return holder if isinstance(holder, dict) else {}
+
+
+def _slurm_attempt() -> dict[str, Any]:
+    """This Slurm job and its restart count (a requeued job keeps its id); empty outside Slurm."""
+    array = os.environ.get("SLURM_ARRAY_JOB_ID")
+    job = f"{array}_{os.environ.get('SLURM_ARRAY_TASK_ID', '')}" if array else os.environ.get("SLURM_JOB_ID", "")
+    return {"slurm_job": job, "slurm_restart": int(os.environ.get("SLURM_RESTART_COUNT") or 0)} if job else {}
+
+
+def _stale(holder: Mapping[str, Any], record: Mapping[str, Any]) -> bool:
+    """Whether the lock of ``holder`` is left by a process that is gone: one of this host that no longer
+    runs, or an earlier attempt of this very Slurm job (requeued, perhaps onto another node)."""
+    if record.get("slurm_job") and holder.get("slurm_job") == record["slurm_job"]:
+        return int(holder.get("slurm_restart") or 0) < record["slurm_restart"]
+    pid = holder.get("pid")
+    return holder.get("host") == record["host"] and isinstance(pid, int) and not _alive(pid)
+
+
+def _holder(holder: Mapping[str, Any]) -> str:
+    return f"pid {holder.get('pid')}@{holder.get('host')} since {holder.get('started')}"
+
+
+def _create_exclusive(path: Path, text: str) -> bool:
+    """Create ``path`` holding ``text`` unless it exists (atomic: a hard link of a full temporary file,
+    or O_CREAT|O_EXCL where links are not supported); False when it exists."""
+    temporary = path.with_name(f"{path.name}.{os.getpid()}.tmp")
+    temporary.write_text(text)
+    try:
+        os.link(temporary, path)
+        return True
+    except FileExistsError:
+        return False
+    except OSError:  # no hard links on this file system
+        try:
+            handle = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o666)
+        except FileExistsError:
+            return False
+        with os.fdopen(handle, "w") as stream:
+            stream.write(text)
+        return True
+    finally:
+        temporary.unlink(missing_ok=True)
 
 
 @dataclass(frozen=True)
@@ -68,6 +153,79 @@ class RunDir:
         return self.path / "error.txt"
 
     @property
+    def lock_file(self) -> Path:
+        return self.path / ".lock"
+
+    def held_results(self) -> list[str]:
+        """What of an earlier run lies here (config, environment, log, checkpoints, predictions, results)."""
+        paths = (self.config, self.environment, self.log, self.predictions, self.metrics, self.profile)
+        held = [path.name for path in paths if path.is_file()]
+        if self.checkpoints.is_dir() and any(self.checkpoints.iterdir()):
+            held.append("checkpoints/")
+        return held
+
+    def clear(self) -> None:
+        """Delete everything in the folder but its lock: what comes next is all new."""
+        if not self.path.is_dir():
+            return
+        for entry in self.path.iterdir():
+            if entry == self.lock_file:
+                continue
+            if entry.is_dir() and not entry.is_symlink():
+                shutil.rmtree(entry)
+            else:
+                entry.unlink()
+
+    @contextlib.contextmanager
+    def lock(self, echo: Callable[[str], None] = print) -> Iterator[dict[str, Any]]:
+        """Own the folder for the block: ``.lock`` (pid, host, start time) created atomically, removed at
+        the end, also on failure. :class:`RunRefused` when another live process holds it; a lock left
+        by a dead process on this host is taken over (``echo`` says so). Yields the lock's record."""
+        self.path.mkdir(parents=True, exist_ok=True)
+        record = {"pid": os.getpid(), "host": socket.gethostname(),
+                  "started": _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"), **_slurm_attempt()}
+        self._acquire(record, echo)
+        try:
+            yield record
+        finally:
+            if _read_lock(self.lock_file) == record:  # still ours
+                self.lock_file.unlink(missing_ok=True)
+
+    def _acquire(self, record: dict[str, Any], echo: Callable[[str], None]) -> None:
+        """Create the lock holding ``record``, taking over a stale one; RunRefused when it is held."""
+        for _ in range(5):
+            if _create_exclusive(self.lock_file, json.dumps(record)):
+                return
+            holder = _read_lock(self.lock_file)
+            if holder is None:  # released meanwhile: try again
+                continue
+            if not holder:
+                raise RunRefused(f"{self.path} is locked by an unreadable {self.lock_file}: delete it if no "
+                                 "run is using this folder")
+            if not _stale(holder, record):
+                raise RunRefused(f"{self.path} is in use by {_holder(holder)} (lock {self.lock_file}; delete it "
+                                 "if that process is gone)")
+            if self._take_over(holder):
+                echo(f"{self.path}: took over the stale lock of {_holder(holder)} (that process is gone)")
+        raise RunRefused(f"{self.path}: could not take its lock {self.lock_file} (other processes keep taking it)")
+
+    def _take_over(self, stale: dict[str, Any]) -> bool:
+        """Remove the lock if it still is ``stale`` (moved aside first, so that a lock another process
+        took meanwhile is put back, not deleted); whether it was removed."""
+        aside = self.lock_file.with_name(f".lock.stale.{os.getpid()}")
+        try:
+            os.replace(self.lock_file, aside)
+        except FileNotFoundError:
+            return False
+        if _read_lock(aside) != stale:  # someone else's fresh lock: put it back
+            with contextlib.suppress(OSError):
+                os.link(aside, self.lock_file)
+            aside.unlink(missing_ok=True)
+            return False
+        aside.unlink(missing_ok=True)
+        return True
+
+    @property
     def finished(self) -> bool:
         """Whether the run wrote its metrics and recorded no failure after them."""
         return self.metrics.is_file() and not self.error.is_file()
@@ -86,8 +244,7 @@ class RunDir:
 
     def write_config(self, config: Mapping[str, Any]) -> None:
         """Write config.json (creating the folder)."""
-        self.path.mkdir(parents=True, exist_ok=True)
-        self.config.write_text(json.dumps(config, indent=1))
+        _write_text(self.config, json.dumps(config, indent=1))
 
     def read_config(self) -> dict[str, Any]:
         """The contents of config.json."""
@@ -95,8 +252,7 @@ class RunDir:
 
     def write_environment(self, environment: Mapping[str, Any]) -> None:
         """Write environment.json (creating the folder)."""
-        self.path.mkdir(parents=True, exist_ok=True)
-        self.environment.write_text(json.dumps(environment, indent=1))
+        _write_text(self.environment, json.dumps(environment, indent=1))
 
     def record_failure(self, text: str) -> None:
         """Write ``text`` (a traceback, or why a job ended) to error.txt, creating the folder."""

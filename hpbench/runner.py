@@ -22,14 +22,15 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from hpbench.rundir import RunDir
+from hpbench._text import plural
+from hpbench.rundir import RunDir, RunRefused
 
 if TYPE_CHECKING:
     from hpbench.cards import ModelCard
     from hpbench.data.specs import DatasetSpec
     from hpbench.scoring import Score
 
-__all__ = ["FLOOR_MODEL", "QUICK_TEST_FRAMES", "ModelRun", "RunConfig", "RunSettings", "report_dataset",
+__all__ = ["FLOOR_MODEL", "QUICK_TEST_FRAMES", "ModelRun", "RunConfig", "RunSettings", "report_dataset", "score_model",
            "resolve_data_root", "run", "run_one", "schedule", "with_floor"]
 
 FLOOR_MODEL = "meanpose"
@@ -47,7 +48,9 @@ class RunSettings:
     synthetic dataset a set rendered on demand, sized by ``frames`` and
     :attr:`synthetic_test_frames`). ``device``: cpu or cuda; ``threads``: torch CPU
     threads of a run (None: torch's default); ``compile``: torch.compile the model;
-    ``resume``: continue from the run's newest epoch checkpoint; ``profile``: also
+    ``resume``: continue from the run's newest intact epoch checkpoint (refused when the
+    run was made with other settings); ``overwrite``: clear a run directory holding an
+    earlier run first (without either, such a directory is refused); ``profile``: also
     measure the trained model's costs (profile.csv).
     """
 
@@ -62,7 +65,12 @@ class RunSettings:
     threads: int | None = None
     compile: bool = False
     resume: bool = False
+    overwrite: bool = False
     profile: bool = True
+
+    def __post_init__(self) -> None:
+        if self.resume and self.overwrite:
+            raise ValueError("--resume continues a run and --overwrite replaces it: give one of them")
 
     @property
     def synthetic_test_frames(self) -> int | None:
@@ -96,6 +104,7 @@ class ModelRun:
     mean_error_mm: float | None = None
     error: str | None = None
     notes: tuple[str, ...] = ()
+    refused: bool = False  # the run did not start: its directory is as it was (no error.txt)
 
 
 def with_floor(models: Sequence[str], floor: bool) -> tuple[str, ...]:
@@ -190,19 +199,134 @@ def run_one(model: str, dataset: DatasetSpec, seed: int, settings: RunSettings, 
     :class:`RunDir` under ``results_dir``: the one way a run happens.
 
     The data root is :func:`resolve_data_root`'s (a synthetic set is rendered with
-    ``seed`` when none is given). A failure is not raised: its traceback goes to the
-    run directory's error.txt and the returned run carries its message, so that one
+    ``seed`` when none is given). The run owns its directory (:meth:`RunDir.lock`) while
+    it runs. A refusal (the directory is busy, holds an earlier run without
+    ``resume``/``overwrite``, or ``resume`` meets other settings) leaves the directory
+    as it was; a failure is not raised: its traceback goes to the run directory's
+    error.txt. Either way the returned run carries the one-line message, so that one
     model's failure never sinks the others.
     """
+    from hpbench import distributed
+
     run_dir = RunDir.of(results_dir, dataset.name, model, seed)
-    run_dir.clear_failure()  # of an earlier attempt
+    try:
+        with contextlib.ExitStack() as owned:
+            refusal = None
+            try:
+                if distributed.is_main():  # under torchrun, rank 0 owns the directory for every rank
+                    owned.enter_context(run_dir.lock(echo=echo))
+                _check_fresh(run_dir, settings)
+            except RunRefused as error:
+                refusal = error
+            _agree(refusal)
+            return _attempt(model, dataset, seed, settings, run_dir, progress=progress, echo=echo)
+    except RunRefused as refused:
+        return ModelRun(model=model, run_dir=run_dir, error=str(refused), refused=True)
+
+
+def _check_fresh(run_dir: RunDir, settings: RunSettings) -> None:
+    """RunRefused when ``run_dir`` holds an earlier run and neither ``resume`` nor ``overwrite`` is set."""
+    held = run_dir.held_results()
+    if held and not settings.resume and not settings.overwrite:
+        raise RunRefused(f"{run_dir.path} already holds a run ({', '.join(held)}): --resume to continue it, "
+                         "--overwrite to replace it")
+
+
+def _agree(refusal: RunRefused | None) -> None:
+    """Raise ``refusal``; under torchrun every rank raises when any rank refuses (a collective: every
+    rank must call it), so that none is left training alone."""
+    from hpbench import distributed
+
+    if distributed.is_distributed():
+        import torch
+
+        if distributed.all_reduce_sum(torch.tensor(float(refusal is not None))).item() and refusal is None:
+            raise RunRefused(f"refused on another rank (rank 0 says why); this is rank {distributed.rank()}")
+    if refusal is not None:
+        raise refusal
+
+
+def _attempt(model: str, dataset: DatasetSpec, seed: int, settings: RunSettings, run_dir: RunDir, *,
+             progress: bool, echo: Callable[[str], None]) -> ModelRun:
+    """:func:`run_one` in its owned directory: a failure recorded in error.txt, a refusal raised."""
     try:
         with _torch_threads(settings.threads):
             return _train_and_score(_load_card(model), dataset, seed, settings, run_dir, progress=progress,
                                     echo=echo)
+    except RunRefused:
+        raise
     except Exception as error:  # recorded and returned: the caller reports it and goes on
         run_dir.record_failure(traceback.format_exc())
         return ModelRun(model=model, run_dir=run_dir, error=f"{type(error).__name__}: {error}")
+
+
+# config.json keys that leave the trained weights as they are: a resumed run may change them
+_UNTRAINED_KEYS = frozenset({"compile", "evaluated_checkpoint", "world_size"})
+
+
+def _flat(config: dict[str, Any]) -> dict[str, Any]:
+    """``config``'s training settings as one level: recipe fields by name, crop fields as ``crop.<name>``."""
+    flat = {}
+    for key, value in config.items():
+        if key in _UNTRAINED_KEYS:
+            continue
+        if key in ("recipe", "crop") and isinstance(value, dict):
+            flat.update({(name if key == "recipe" else f"crop.{name}"): item for name, item in value.items()})
+        else:
+            flat[key] = value
+    return flat
+
+
+def _check_resumable(run_dir: RunDir, config: dict[str, Any]) -> None:
+    """RunRefused naming each training setting of ``config`` that differs from the run's config.json."""
+    import json
+
+    if not run_dir.config.is_file():
+        return
+    try:
+        saved = _flat(run_dir.read_config())
+    except ValueError as error:
+        raise RunRefused(f"--resume: {run_dir.config} is unreadable ({error}); --overwrite to start again") from None
+    now = _flat(json.loads(json.dumps(config, default=float)))
+
+    def show(value: Any) -> str:
+        return value if isinstance(value, str) and value else json.dumps(value)
+
+    changed = [f"{key} {show(saved[key])} in config.json, {show(now[key])} now" for key in now
+               if key in saved and saved[key] != now[key]]
+    if changed:
+        raise RunRefused(f"--resume: {'; '.join(changed)} (resume with the run's settings, or --overwrite to "
+                         "start it again)")
+
+
+def _claim(run_dir: RunDir, config: dict[str, Any], environment: dict[str, Any], settings: RunSettings) -> None:
+    """Checks passed on every rank (their :func:`_agree` let every rank read config.json before rank 0
+    writes it): rank 0 clears the directory (``overwrite``) or forgets an earlier failure, and writes
+    the config and environment of this run."""
+    from hpbench import distributed
+
+    if not distributed.is_main():
+        return
+    if settings.overwrite:
+        run_dir.clear()
+    run_dir.clear_failure()  # of an earlier attempt
+    if not settings.resume:
+        run_dir.log.unlink(missing_ok=True)
+    run_dir.write_config(config)
+    run_dir.write_environment(environment)
+
+
+def _run_config(card: ModelCard, dataset: DatasetSpec, seed: int, settings: RunSettings, recipe: Any,
+                crop: Any, max_steps: int | None, data_root: Path | None) -> dict[str, Any]:
+    """config.json of a run: what ran (mixed precision only where it is used: on CUDA)."""
+    from hpbench import distributed
+
+    amp = recipe.mixed_precision and settings.device.startswith("cuda")
+    return {"model": card.name, "dataset": dataset.name, "seed": seed,
+            "recipe": {**asdict(recipe), "mixed_precision": amp}, "crop": asdict(crop), "max_steps": max_steps,
+            "quick": settings.quick, "compile": settings.compile, "data_root": str(data_root or ""),
+            "evaluated_checkpoint": "final (no test-set checkpoint selection)",
+            "world_size": distributed.world_size()}
 
 
 def _train_and_score(card: ModelCard, dataset: DatasetSpec, seed: int, settings: RunSettings, run_dir: RunDir, *,
@@ -226,23 +350,24 @@ def _train_and_score(card: ModelCard, dataset: DatasetSpec, seed: int, settings:
     recipe, max_steps = schedule(card, settings, len(train_cache))
     main = distributed.is_main()
     environment = _environment(settings.device)
-    if main:
-        run_dir.write_config(
-            {"model": card.name, "dataset": dataset.name, "seed": seed, "recipe": asdict(recipe),
-             "crop": asdict(crop), "max_steps": max_steps, "quick": settings.quick, "compile": settings.compile,
-             "data_root": str(data_root or ""), "evaluated_checkpoint": "final (no test-set checkpoint selection)",
-             "world_size": distributed.world_size()})
-        run_dir.write_environment(environment)
-        if not settings.resume:
-            run_dir.log.unlink(missing_ok=True)
+    config = _run_config(card, dataset, seed, settings, recipe, crop, max_steps, data_root)
+    refusal = None
+    try:
+        if settings.resume:
+            _check_resumable(run_dir, config)
+    except RunRefused as error:
+        refusal = error
+    _agree(refusal)
+    _claim(run_dir, config, environment, settings)
 
     torch.manual_seed(seed)
     model = create_model(card.name, num_joints=train_cache.joints.shape[1])
     augmentation = Augmentation() if recipe.augment else None
+    log = _epoch_log(run_dir, card.name, echo)
     result = train(model, CropDataset(train_cache, augmentation=augmentation, seed=seed), recipe,
                    checkpoint_dir=run_dir.checkpoints, seed=seed, max_steps=max_steps, device=settings.device,
-                   resume=settings.resume, progress=progress, log=_epoch_log(run_dir, card.name, echo),
-                   compile=settings.compile)
+                   resume=settings.resume, progress=progress, log=log, warn=_warning(run_dir, card.name, echo, main),
+                   compile=settings.compile, name=card.name)
     if not main:
         return ModelRun(model=card.name, run_dir=run_dir,
                         notes=(f"rank {distributed.rank()}: trained; rank 0 evaluates",))
@@ -251,22 +376,54 @@ def _train_and_score(card: ModelCard, dataset: DatasetSpec, seed: int, settings:
     _write_metrics(run_dir, score, environment, seed)
     if settings.profile:
         _write_profile(run_dir, card.name, dataset, settings.threads)
-    notes = (f"trained {result.epochs} epochs / {result.steps} steps in {result.seconds:.0f} s"
+    notes = (f"trained {plural(result.epochs, 'epoch')} / {plural(result.steps, 'step')} in {result.seconds:.0f} s"
              + (f" (resumed at epoch {result.resumed_from_epoch})" if result.resumed_from_epoch else ""),
-             f"evaluated the final checkpoint {result.checkpoint.name}")
+             f"evaluated the final checkpoint {result.checkpoint.name}", *result.warnings)
     return ModelRun(model=card.name, run_dir=run_dir, mean_error_mm=score.mean_error_mm, notes=notes)
 
 
-def _epoch_log(run_dir: RunDir, name: str, echo: Callable[[str], None]) -> Callable[[dict[str, Any]], None]:
-    """The trainer's epoch callback: one JSON line in the run's log.jsonl, one line echoed (seconds)."""
+def _warning(run_dir: RunDir, name: str, echo: Callable[[str], None], main: bool) -> Callable[[str], None]:
+    """The trainer's warning callback: echoed, and on rank 0 recorded as a ``{"warning": ...}`` line in log.jsonl."""
     import json
 
+    def warn(text: str) -> None:
+        echo(f"{name}: warning: {text}")
+        if main:
+            with run_dir.log.open("a") as handle:
+                handle.write(json.dumps({"warning": text}) + "\n")
+
+    return warn
+
+
+def _epoch_log(run_dir: RunDir, name: str, echo: Callable[[str], None]) -> Callable[[dict[str, Any]], None]:
+    """The trainer's epoch callback: one JSON line in the run's log.jsonl (a resumed run first drops the
+    lines of the epochs it trains again), one line echoed (seconds)."""
+    import json
+
+    first = [True]
+
     def log(record: dict[str, Any]) -> None:
+        if first[0] and run_dir.log.is_file():  # a resumed run: drop the lines of epochs it trains again
+            lines = run_dir.log.read_text().splitlines(keepends=True)
+            kept = [line for line in lines if _logged_epoch(line) < record["epoch"]]
+            if kept != lines:
+                run_dir.log.write_text("".join(kept))
+        first[0] = False
         with run_dir.log.open("a") as handle:
             handle.write(json.dumps(record) + "\n")
         echo(f"{name}: epoch {record['epoch']} loss {record['loss']:.4f} ({record['seconds']:.1f} s)")
 
     return log
+
+
+def _logged_epoch(line: str) -> float:
+    """The epoch of a log.jsonl line: 0 for a warning, infinity for a line cut short by a kill (dropped)."""
+    import json
+
+    try:
+        return json.loads(line).get("epoch", 0)
+    except ValueError:
+        return math.inf
 
 
 def _write_metrics(run_dir: RunDir, score: Score, environment: dict[str, Any], seed: int) -> None:
@@ -301,7 +458,9 @@ def run(config: RunConfig, *, progress: bool = True, echo: Callable[[str], None]
     for name in with_floor(config.models, config.floor):
         outcome = run_one(name, config.dataset, config.seed, config.settings, results_dir=config.results_dir,
                           progress=progress, echo=echo)
-        if outcome.error is not None:
+        if outcome.refused:
+            echo(f"{name}: refused: {outcome.error}")
+        elif outcome.error is not None:
             echo(f"{name}: FAILED ({outcome.error}); traceback in {outcome.run_dir.error}")
         runs.append(outcome)
     return runs, report_dataset(config.dataset, [r.run_dir for r in runs if r.error is None],
@@ -325,3 +484,27 @@ def report_dataset(dataset: DatasetSpec, run_dirs: Sequence[RunDir], *, out: Pat
     if results.empty:
         return []
     return write_report(results, out)
+
+
+def score_model(name: str, checkpoint: Path | None, *, dataset: DatasetSpec, data_root: Path | None,
+                save: Path | None, device: str = "cpu", progress: bool = True) -> tuple[Score, Path, Path | None]:
+    """Score model ``name`` with ``checkpoint`` (None: its card's shipped one) on ``dataset``'s test split.
+
+    The predictions and result rows go to ``save/<dataset>/<name>.txt`` and ``.csv`` when ``save`` is given;
+    otherwise they are written to a temporary folder that is removed. Returns the score, the weights used and
+    the predictions file kept (None without ``save``).
+    """
+    import tempfile
+
+    from hpbench.evaluate import evaluate_checkpoint
+    from hpbench.results import write_results
+
+    root = resolve_data_root(dataset, RunSettings(data_root=data_root), progress=progress)
+    with tempfile.TemporaryDirectory(prefix="hpbench-eval-") as scratch:
+        folder = save / dataset.name if save is not None else Path(scratch)
+        score, used = evaluate_checkpoint(name, checkpoint, dataset=dataset, data_root=root,
+                                          predictions_path=folder / f"{name}.txt", device=device, progress=progress)
+        if save is None:
+            return score, used, None
+    write_results(score.rows(), folder / f"{score.method}.csv")
+    return score, used, folder / f"{name}.txt"

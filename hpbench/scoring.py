@@ -19,6 +19,7 @@ from typing import Literal
 import numpy as np
 
 from hpbench import metrics
+from hpbench._text import plural
 from hpbench.data.specs import DatasetSpec, FrameRange
 from hpbench.predictions import Coords, PredictionFile, PredictionFileError, detect_coords, read_prediction_file
 
@@ -112,13 +113,15 @@ def load_ground_truth(
         frame_names = tuple(line.strip() for line in Path(names).read_text().splitlines() if line.strip())
         if len(frame_names) != label_file.num_frames:
             raise PredictionFileError(
-                names, f"{len(frame_names)} frame names for {label_file.num_frames} label lines in {labels}"
+                names, f"{plural(len(frame_names), 'frame name')} for "
+                       f"{plural(label_file.num_frames, 'label line')} in {labels}"
             )
     else:
         frame_names = tuple(f"frame_{index:06d}" for index in range(label_file.num_frames))
     if dataset.num_test_frames is not None and labels is not None and label_file.num_frames != dataset.num_test_frames:
         raise PredictionFileError(
-            labels, f"{label_file.num_frames} frames, the {dataset.name} test set has {dataset.num_test_frames}"
+            labels, f"{plural(label_file.num_frames, 'frame')}, the {dataset.name} test set has "
+                    f"{dataset.num_test_frames}"
         )
     return GroundTruth(dataset=dataset, uvd=label_file.joints, names=frame_names, source=Path(labels))
 
@@ -229,7 +232,7 @@ def _match_by_name(prediction: PredictionFile, gt: GroundTruth) -> np.ndarray:
 
 
 def _range_hint(dataset: DatasetSpec) -> str:
-    named = ", ".join(f"{r.name} = {r.start}:{r.stop} ({len(r)} frames)" for r in dataset.test_ranges)
+    named = ", ".join(f"{r.name} = {r.start}:{r.stop} ({plural(len(r), 'frame')})" for r in dataset.test_ranges)
     return "pass --frames START:STOP (0-based, stop exclusive)" + (f" or a named range: {named}" if named else "")
 
 
@@ -252,7 +255,8 @@ def _select_frames(prediction: PredictionFile, gt: GroundTruth, frames: str | No
             return np.arange(chosen.start, chosen.stop), f"{count}/{total} ({chosen.name}, by line count)"
         raise PredictionFileError(
             prediction.path,
-            f"{count} lines but the {gt.dataset.name} test set has {total} frames: {_range_hint(gt.dataset)}",
+            f"{plural(count, 'line')} but the {gt.dataset.name} test set has {plural(total, 'frame')}: "
+            f"{_range_hint(gt.dataset)}",
         )
     if frames == "all":
         chosen = FrameRange("all", 0, total)
@@ -270,7 +274,7 @@ def _select_frames(prediction: PredictionFile, gt: GroundTruth, frames: str | No
             )
     if len(chosen) != count:
         raise PredictionFileError(
-            prediction.path, f"{count} lines but --frames {frames} selects {len(chosen)} frames"
+            prediction.path, f"{plural(count, 'line')} but --frames {frames} selects {plural(len(chosen), 'frame')}"
         )
     label = "" if frames == "all" else f" ({frames})"
     return np.arange(chosen.start, chosen.stop), f"{count}/{total}{label}"
@@ -404,6 +408,19 @@ def infer_dataset(path: str | os.PathLike[str], explicit: str | None = None) -> 
     return get_dataset(found[0])
 
 
+def _tracked(files: list[Path], progress: bool):  # -> Iterator[Path]
+    """``files`` one by one, under a transient progress bar while ``progress`` (its text as written, never
+    read as rich markup)."""
+    if not progress:
+        yield from files
+        return
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    with Progress(TextColumn("{task.description}", markup=False), BarColumn(), MofNCompleteColumn(),
+                  TimeRemainingColumn(), transient=True) as bar:
+        yield from bar.track(files, description=f"scoring {plural(len(files), 'file')}")
+
+
 def collect_results(
     paths: list[Path], *, dataset: str | None = None, options: ReadOptions = ReadOptions(),
     eval_dir: str | os.PathLike[str] | None = None, progress: bool = False,
@@ -434,12 +451,7 @@ def collect_results(
             files.append(path)
         else:
             raise FileNotFoundError(f"{path} does not exist")
-    if progress:
-        from rich.progress import track
-
-        files_iter = track(files, description="scoring", transient=True, console=None)
-    else:
-        files_iter = files
+    files_iter = _tracked(files, progress)
     frames, refused, truths = [], [], {}
     seen: dict[tuple[str, str, str], dict[str, Path]] = {}  # (model, dataset, split) -> seed ("": none) -> file
     for path in files_iter:

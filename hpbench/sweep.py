@@ -35,6 +35,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import submitit
 
+from hpbench._text import plural
 from hpbench.rundir import RunDir
 from hpbench.runner import ModelRun, RunSettings, with_floor
 
@@ -83,8 +84,8 @@ class SweepConfig:
     ``settings`` are each run's (:class:`hpbench.runner.RunSettings`), except that
     ``threads`` defaults per executor (local: the cores shared by ``max_parallel``
     jobs; Slurm: ``cpus_per_job``), ``resume`` is always on unless ``force``
-    (retrain runs that already have metrics), and ``profile`` profiles each model
-    once, in its first seed's job (costs do not depend on the seed). ``frames``,
+    (retrain runs that already have metrics: their folders are cleared first), and
+    ``profile`` profiles each model once, in its first seed's job (costs do not depend on the seed). ``frames``,
     ``test_frames`` and ``data_seed`` size and seed the synthetic data (the same
     for every seed); ``settings.data_root`` is only for a single dataset. ``floor``
     adds the mean-pose model. Outputs as in :class:`hpbench.runner.RunConfig`.
@@ -143,8 +144,8 @@ class _RunJob(submitit.helpers.Checkpointable):
 
     def checkpoint(self, name: str, dataset: DatasetSpec, seed: int, settings: RunSettings,
                    results_dir: Path) -> submitit.helpers.DelayedSubmission:
-        return submitit.helpers.DelayedSubmission(self, name, dataset, seed, replace(settings, resume=True),
-                                                  results_dir)
+        resumed = replace(settings, resume=True, overwrite=False)
+        return submitit.helpers.DelayedSubmission(self, name, dataset, seed, resumed, results_dir)
 
 
 @dataclass(frozen=True)
@@ -202,7 +203,8 @@ def _prepare_data(config: SweepConfig, echo: Callable[[str], None], progress: bo
             failed[dataset.name] = _Failure(f"{type(error).__name__}: {error}", traceback.format_exc())
             echo(f"{dataset.name}: data not ready ({failed[dataset.name].message})")
             continue
-        ready[dataset.name] = replace(config.settings, data_root=root, resume=not config.force)
+        ready[dataset.name] = replace(config.settings, data_root=root, resume=not config.force,
+                                       overwrite=config.force)
     return ready, failed
 
 
@@ -264,7 +266,7 @@ def _submit_and_wait(
         for (key, _), job in zip(batch, jobs, strict=True):
             running[key] = job
 
-    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+    columns = (TextColumn("{task.description}", markup=False), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
     try:
         with Progress(*columns, disable=not progress, transient=True) as bar:
             task = bar.add_task("sweep", total=len(pending))
@@ -287,9 +289,10 @@ def _submit_and_wait(
         if config.jobs.executor == "local":
             for job in running.values():
                 job.cancel()
-            echo(f"cancelled {len(running)} running jobs; submit the sweep again to resume")
+            echo(f"cancelled {plural(len(running), 'running job')}; submit the sweep again to resume")
         else:
-            echo(f"{len(running)} jobs left running on {config.jobs.executor}; submit the sweep again to collect them")
+            echo(f"{plural(len(running), 'job')} left running on {config.jobs.executor}; "
+                 "submit the sweep again to collect them")
         raise
     return done
 
@@ -330,4 +333,4 @@ def _report(config: SweepConfig, dataset: DatasetSpec, outcomes: list[SweepOutco
     except Exception as error:  # the runs' files stay; `hpbench report` can be run on them later
         echo(f"{dataset.name}: report failed ({type(error).__name__}: {error})")
         return
-    echo(f"{dataset.name}: report in {out} ({len(written)} files)")
+    echo(f"{dataset.name}: report in {out} ({plural(len(written), 'file')})")

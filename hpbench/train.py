@@ -6,7 +6,11 @@ from (seed, e) at each epoch start, so a run resumed from the checkpoint of
 epoch e continues exactly as the uninterrupted run would (on CPU; GPU kernels may
 differ in the last bits). A checkpoint is the model weights (safetensors), the
 optimizer tensors (safetensors) and a JSON state (epoch, step, optimizer groups,
-scheduler, log), each written atomically; ``last.json`` names the newest one.
+scheduler, log), each written atomically, then ``<epoch>.sha256`` with their sha256
+(``sha256sum -c`` format); ``last.json`` names the newest one. Resuming verifies
+them and passes over a damaged (truncated, altered) newest checkpoint for the
+newest intact one, with a warning; a checkpoint of another model, recipe or seed
+is a one-line error.
 
 Distributed data parallel (``torchrun``; see :mod:`hpbench.distributed`): when a
 process group of N > 1 is initialized, ``train`` wraps the model in
@@ -49,11 +53,12 @@ batches single-process training draws:
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import os
-import tempfile
 import time
+import warnings
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
@@ -78,6 +83,7 @@ class TrainResult:
     checkpoint: Path
     resumed_from_epoch: int
     seconds: float
+    warnings: tuple[str, ...] = ()
 
 
 def _optimizer(model: nn.Module, recipe: Recipe) -> torch.optim.Optimizer:
@@ -109,28 +115,27 @@ def _scheduler(optimizer: torch.optim.Optimizer, recipe: Recipe, total_steps: in
 
 
 def _atomic_write(path: Path, write: Callable[[str], None]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
-    os.close(handle)
-    try:
-        write(temporary)
-        os.replace(temporary, path)
-    finally:
-        if os.path.exists(temporary):
-            os.remove(temporary)
+    from hpbench.files import atomic_write
+
+    atomic_write(path, write)
 
 
 def _checkpoint_name(epoch: int) -> str:
     return f"epoch{epoch:04d}"
 
 
+def _sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
 def _save_checkpoint(directory: Path, epoch: int, model: nn.Module, optimizer: torch.optim.Optimizer,
                      scheduler: Any, state: dict[str, Any]) -> Path:
-    from safetensors.torch import save_file
+    """Weights, optimizer tensors and JSON state of epoch ``epoch``, then ``<name>.sha256`` (sha256sum
+    format) of the three, then ``last.json`` naming it: each file atomic, the set complete once named."""
+    from safetensors.torch import save
 
     name = _checkpoint_name(epoch)
     weights = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
-    _atomic_write(directory / f"{name}.safetensors", lambda tmp: save_file(weights, tmp))
     optim_state = optimizer.state_dict()
     tensors, scalars = {}, {}
     for param_id, entries in optim_state["state"].items():
@@ -139,49 +144,112 @@ def _save_checkpoint(directory: Path, epoch: int, model: nn.Module, optimizer: t
                 tensors[f"{param_id}.{key}"] = value.detach().cpu().contiguous()
             else:
                 scalars[f"{param_id}.{key}"] = value
-    _atomic_write(directory / f"{name}.optim.safetensors", lambda tmp: save_file(tensors, tmp))
     payload = {**state, "epoch": epoch, "optimizer_groups": optim_state["param_groups"],
                "optimizer_scalars": scalars, "scheduler": scheduler.state_dict()}
-    text = json.dumps(payload, indent=1, default=float)
-    _atomic_write(directory / f"{name}.json", lambda tmp: Path(tmp).write_text(text))
+    files = {f"{name}.safetensors": save(weights), f"{name}.optim.safetensors": save(tensors),
+             f"{name}.json": json.dumps(payload, indent=1, default=float).encode()}
+    for file_name, data in files.items():
+        _atomic_write(directory / file_name, lambda tmp, data=data: Path(tmp).write_bytes(data))
+    sums = "".join(f"{_sha256(data)}  {file_name}\n" for file_name, data in files.items())
+    _atomic_write(directory / f"{name}.sha256", lambda tmp: Path(tmp).write_text(sums))
     _atomic_write(directory / "last.json", lambda tmp: Path(tmp).write_text(json.dumps({"checkpoint": name})))
     return directory / f"{name}.safetensors"
 
 
-def _load_checkpoint(directory: Path, model: nn.Module, optimizer: torch.optim.Optimizer, scheduler: Any
-                     ) -> dict[str, Any] | None:
-    from safetensors.torch import load_file
+def _candidates(directory: Path) -> list[int]:
+    """Epochs with checkpoint files in ``directory``, newest first, none newer than ``last.json``'s."""
+    epochs = {int(path.name[5:9]) for path in directory.glob("epoch[0-9][0-9][0-9][0-9].*")}
+    try:
+        last = json.loads((directory / "last.json").read_text())["checkpoint"]
+        epochs = {epoch for epoch in epochs if epoch <= int(last[5:])}
+    except (OSError, ValueError, KeyError, TypeError):
+        pass  # no readable last.json: every checkpoint present is a candidate
+    return sorted(epochs, reverse=True)
 
-    last = directory / "last.json"
-    if not last.is_file():
-        return None
-    name = json.loads(last.read_text())["checkpoint"]
-    state = json.loads((directory / f"{name}.json").read_text())
-    model.load_state_dict(load_file(directory / f"{name}.safetensors"))
-    tensors = load_file(directory / f"{name}.optim.safetensors")
-    entries: dict[int, dict[str, Any]] = {}
-    for key, value in list(tensors.items()) + list(state["optimizer_scalars"].items()):
-        param_id, field = key.split(".", 1)
-        entries.setdefault(int(param_id), {})[field] = value
-    optimizer.load_state_dict({"state": entries, "param_groups": state["optimizer_groups"]})
-    scheduler.load_state_dict(state["scheduler"])
-    return state
+
+def _read_intact(directory: Path, epoch: int) -> tuple[dict[str, bytes], dict[str, Any]]:
+    """The three files of checkpoint ``epoch`` (read once), checked against its sha256 file, and its
+    parsed state; ValueError saying what is wrong. A checkpoint without a sha256 file (hpbench
+    before checksums) is read unchecked."""
+    name = _checkpoint_name(epoch)
+    names = (f"{name}.safetensors", f"{name}.optim.safetensors", f"{name}.json")
+    try:
+        data = {file_name: (directory / file_name).read_bytes() for file_name in names}
+    except FileNotFoundError as error:
+        raise ValueError(f"incomplete ({Path(error.filename).name} missing)") from None
+    sums_path = directory / f"{name}.sha256"
+    if sums_path.is_file():
+        recorded = {parts[1]: parts[0] for parts in map(str.split, sums_path.read_text().splitlines())
+                    if len(parts) == 2}
+        for file_name, content in data.items():
+            if recorded.get(file_name) != _sha256(content):
+                raise ValueError(f"corrupt ({file_name} does not match its sha256 in {sums_path.name})")
+    try:
+        state = json.loads(data[f"{name}.json"])
+    except ValueError:
+        raise ValueError(f"corrupt ({name}.json is not valid JSON)") from None
+    return data, state
+
+
+def _fit(model: nn.Module, weights: dict[str, torch.Tensor], path: Path) -> None:
+    """Load ``weights`` into ``model``; ValueError naming ``path`` (one line) when they belong to another model."""
+    try:
+        missing, unexpected = model.load_state_dict(weights, strict=False)
+    except RuntimeError as error:  # shape mismatches
+        lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+        raise ValueError(f"{path}: does not fit the model ({lines[1] if len(lines) > 1 else lines[0]})") from None
+    if missing or unexpected:
+        raise ValueError(f"{path}: does not fit the model (missing {missing[:3]}, unexpected {unexpected[:3]})")
+
+
+def _load_checkpoint(directory: Path, model: nn.Module, optimizer: torch.optim.Optimizer, scheduler: Any,
+                     warn: Callable[[str], None]) -> dict[str, Any] | None:
+    """Restore the newest intact checkpoint in ``directory`` (None: there is none to resume). A corrupt
+    or incomplete newer one is passed over with ``warn``; none intact is a one-line ValueError."""
+    from safetensors.torch import load
+
+    problems: list[str] = []
+    for epoch in _candidates(directory):
+        name = _checkpoint_name(epoch)
+        try:
+            data, state = _read_intact(directory, epoch)
+            weights, tensors = load(data[f"{name}.safetensors"]), load(data[f"{name}.optim.safetensors"])
+        except Exception as error:  # safetensors' own errors have several types: any unreadable file is corrupt
+            problems.append(f"{name} {error}" if isinstance(error, ValueError) else f"{name} unreadable ({error!r})")
+            continue
+        if problems:
+            warn(f"{directory}: resuming from {name}, the newest intact checkpoint: {'; '.join(problems)}")
+        _fit(model, weights, directory / f"{name}.safetensors")
+        entries: dict[int, dict[str, Any]] = {}
+        for key, value in list(tensors.items()) + list(state["optimizer_scalars"].items()):
+            param_id, field = key.split(".", 1)
+            entries.setdefault(int(param_id), {})[field] = value
+        try:
+            optimizer.load_state_dict({"state": entries, "param_groups": state["optimizer_groups"]})
+        except (ValueError, KeyError, RuntimeError) as error:
+            raise ValueError(f"{directory / name}.optim.safetensors: does not fit the optimizer ({error})") from None
+        scheduler.load_state_dict(state["scheduler"])
+        return state
+    if problems:
+        raise ValueError(f"{directory}: no intact checkpoint to resume from ({'; '.join(problems)})")
+    return None
 
 
 def load_checkpoint_weights(model: nn.Module, path: str | os.PathLike[str]) -> nn.Module:
-    """Load safetensors weights (no pickle) into ``model``; a clear error on a mismatch."""
-    from safetensors.torch import load_file
+    """Load safetensors weights (no pickle) into ``model``; a clear error on a mismatch, or when the
+    file differs from the sha256 recorded beside it (``<epoch>.sha256`` of a training checkpoint)."""
+    from safetensors.torch import load
 
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"checkpoint {path} does not exist")
-    try:
-        missing, unexpected = model.load_state_dict(load_file(path), strict=False)
-    except RuntimeError as error:  # shape mismatches
-        detail = str(error).splitlines()[1].strip() if "\n" in str(error) else str(error)
-        raise ValueError(f"{path}: does not fit the model ({detail})") from None
-    if missing or unexpected:
-        raise ValueError(f"{path}: does not fit the model (missing {missing[:3]}, unexpected {unexpected[:3]})")
+    data = path.read_bytes()
+    sums = path.with_name(path.name.split(".")[0] + ".sha256")
+    if sums.is_file():
+        recorded = {parts[1]: parts[0] for parts in map(str.split, sums.read_text().splitlines()) if len(parts) == 2}
+        if path.name in recorded and recorded[path.name] != _sha256(data):
+            raise ValueError(f"{path}: corrupt (does not match its sha256 in {sums.name})")
+    _fit(model, load(data), path)
     return model
 
 
@@ -280,6 +348,7 @@ class _Loop:
     rank: int
     on_step: Callable[[int, float], None] | None
     bar: Any  # (rich Progress, task id) on rank 0 with progress shown, else None
+    name: str = "model"  # the model's, leading the progress bar's text
 
 
 def _ddp_forward(model: nn.Module, world: int, device: torch.device) -> Callable[[torch.Tensor], Any]:
@@ -335,7 +404,7 @@ def _run_epoch(loop: _Loop, loader: torch.utils.data.DataLoader, epoch: int, ste
         losses.append(value)
         if loop.bar is not None:
             loop.bar[0].update(loop.bar[1], advance=1,
-                               description=f"epoch {epoch + 1}/{loop.recipe.epochs} loss {losses[-1]:.3f}")
+                               description=epoch_description(loop.name, epoch, loop.recipe.epochs, losses[-1]))
         if loop.on_step is not None:
             loop.on_step(step, losses[-1])
         if step >= loop.total_steps:
@@ -378,15 +447,19 @@ def train(
     resume: bool = False,
     compile: bool = False,
     progress: bool = False,
+    name: str = "model",
     on_step: Callable[[int, float], None] | None = None,
     log: Callable[[dict[str, Any]], None] | None = None,
+    warn: Callable[[str], None] | None = None,
 ) -> TrainResult:
     """Train ``model`` on ``dataset`` (items: ``depth``, ``joints``, ``visible``) with ``recipe``.
 
     Checkpoints after every epoch into ``checkpoint_dir``; ``resume`` continues
     from the newest one there. ``max_steps`` stops early (checkpointing there).
     ``on_step(step, loss)`` is called after each optimizer step, ``log(record)``
-    after each epoch with its mean loss, learning rate and seconds.
+    after each epoch with its mean loss, learning rate and seconds; ``name`` leads the progress bar's text.
+    Resuming checks each checkpoint against its sha256 file and passes over a corrupt or incomplete newest
+    one, telling ``warn`` (default: a RuntimeWarning); it refuses a checkpoint of another recipe, seed or model.
 
     Inside a process group of N > 1 (:mod:`hpbench.distributed`) it trains with
     DDP on each rank's share of the global batch ``recipe.batch_size`` (see the
@@ -394,31 +467,26 @@ def train(
     """
     checkpoint_dir = Path(checkpoint_dir)
     world, rank = distributed.world_size(), distributed.rank()
-    if recipe.batch_size % world:
-        raise ValueError(f"batch size {recipe.batch_size} is the global batch, split over {world} processes: "
-                         f"it must be a multiple of {world}")
+    steps_per_epoch, total_steps = _steps(len(dataset), recipe, max_steps, world)
     device_t = _rank_device(device, world)
     model.to(device_t)
-    steps_per_epoch = math.ceil(len(dataset) / recipe.batch_size)
-    if steps_per_epoch == 0:
-        raise ValueError("the training set is empty")
-    total_steps = recipe.epochs * steps_per_epoch if max_steps is None else min(max_steps, recipe.epochs * steps_per_epoch)
     optimizer = _optimizer(model, recipe)
     scheduler = _scheduler(optimizer, recipe, total_steps, steps_per_epoch)
-    state = _load_checkpoint(checkpoint_dir, model, optimizer, scheduler) if resume else None
+    said: list[str] = []
+    state = _resume(checkpoint_dir, model, optimizer, scheduler, recipe, seed, _Warn(said, warn)) if resume else None
     start_epoch, step, history = (0, 0, []) if state is None else (state["epoch"], state["step"], state["history"])
     undo_sync_batchnorm = _sync_batchnorm(model) if world > 1 and device_t.type == "cuda" else (lambda: None)
     if compile:
         model.compile()  # compiles __call__; forward_train goes through it unless a model overrides it
     amp = recipe.mixed_precision and device_t.type == "cuda"
     started = time.perf_counter()
-    bar = _progress(progress and rank == 0, total_steps, step)
+    bar = _progress(progress and rank == 0, total_steps, step, name)
     checkpoint = checkpoint_dir / "none"
     try:
         loop = _Loop(model=model, forward=_ddp_forward(model, world, device_t), optimizer=optimizer,
                      scheduler=scheduler, scaler=torch.amp.GradScaler("cuda", enabled=amp), device=device_t, amp=amp,
                      recipe=recipe, dataset_size=len(dataset), total_steps=total_steps, world=world, rank=rank,
-                     on_step=on_step, bar=bar)
+                     on_step=on_step, bar=bar, name=name)
         for epoch in range(start_epoch, recipe.epochs):
             if step >= total_steps:
                 break
@@ -437,23 +505,77 @@ def train(
         if bar is not None:
             bar[0].stop()
     if not history:
-        raise ValueError(f"nothing to train: the run in {checkpoint_dir} already finished; drop --resume to retrain")
+        raise ValueError(f"nothing to train: the run in {checkpoint_dir} already finished; --overwrite instead of --resume to retrain")
     if checkpoint.name == "none":  # resumed a finished run
-        name = json.loads((checkpoint_dir / "last.json").read_text())["checkpoint"]
-        checkpoint = checkpoint_dir / f"{name}.safetensors"
+        checkpoint = checkpoint_dir / f"{_checkpoint_name(start_epoch)}.safetensors"
     return TrainResult(epochs=history[-1]["epoch"], steps=step, final_loss=history[-1]["loss"],
                        checkpoint=checkpoint, resumed_from_epoch=start_epoch,
-                       seconds=time.perf_counter() - started)
+                       seconds=time.perf_counter() - started, warnings=tuple(said))
 
 
-def _progress(show: bool, total: int, done: int):
+def _steps(size: int, recipe: Recipe, max_steps: int | None, world: int) -> tuple[int, int]:
+    """Steps per epoch and in all over ``size`` samples; ValueError for an empty set or a global batch
+    that ``world`` processes cannot share evenly."""
+    if recipe.batch_size % world:
+        raise ValueError(f"batch size {recipe.batch_size} is the global batch, split over {world} processes: "
+                         f"it must be a multiple of {world}")
+    steps_per_epoch = math.ceil(size / recipe.batch_size)
+    if steps_per_epoch == 0:
+        raise ValueError("the training set is empty")
+    total = recipe.epochs * steps_per_epoch
+    return steps_per_epoch, total if max_steps is None else min(max_steps, total)
+
+
+@dataclass(frozen=True)
+class _Warn:
+    """A warning of :func:`train`: kept in ``said``, passed to ``warn`` (None: a RuntimeWarning)."""
+
+    said: list[str]
+    warn: Callable[[str], None] | None
+
+    def __call__(self, text: str) -> None:
+        self.said.append(text)
+        if self.warn is not None:
+            self.warn(text)
+        else:
+            warnings.warn(text, RuntimeWarning, stacklevel=4)
+
+
+def _resume(directory: Path, model: nn.Module, optimizer: torch.optim.Optimizer, scheduler: Any, recipe: Recipe,
+            seed: int, warn: Callable[[str], None]) -> dict[str, Any] | None:
+    """The state of the newest intact checkpoint, restored into ``model``, ``optimizer`` and ``scheduler``
+    (None: nothing to resume); ValueError when it was trained with another recipe or seed."""
+    state = _load_checkpoint(directory, model, optimizer, scheduler, warn)
+    if state is not None:
+        _check_resumed(state, recipe, seed, directory)
+    return state
+
+
+def _check_resumed(state: dict[str, Any], recipe: Recipe, seed: int, directory: Path) -> None:
+    """ValueError naming the fields in which the checkpoint's recipe or seed differ from this run's."""
+    now = {**json.loads(json.dumps(asdict(recipe), default=float)), "seed": seed}
+    saved = {**state.get("recipe", {}), "seed": state.get("seed", seed)}
+    changed = [f"{key} {saved[key]} in the checkpoint, {now[key]} now" for key in now
+               if key in saved and saved[key] != now[key]]
+    if changed:
+        raise ValueError(f"{directory}: cannot resume with other settings: {'; '.join(changed)}")
+
+
+def epoch_description(name: str, epoch: int, epochs: int, loss: float) -> str:
+    """The training bar's text during epoch ``epoch`` (counted from 0) of ``epochs``, its last step's ``loss``."""
+    return f"{name}: training epoch {epoch + 1}/{epochs}, loss {loss:.3f}"
+
+
+def _progress(show: bool, total: int, done: int, name: str):
+    """The training bar of ``name`` (rich Progress, task id), started; None unless ``show``. Its text is
+    printed as written, never read as rich markup."""
     if not show:
         return None
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-    bar = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
-                   transient=True)
-    task = bar.add_task("training", total=total, completed=done)
+    bar = Progress(TextColumn("{task.description}", markup=False), BarColumn(), MofNCompleteColumn(),
+                   TimeRemainingColumn(), transient=True)
+    task = bar.add_task(f"{name}: training", total=total, completed=done)
     bar.start()
     return bar, task
 

@@ -147,3 +147,45 @@ def test_profile_tables_keep_every_number_at_80_columns(monkeypatch, capsys):
     for number in ("12,345,678", "123.456", "98.765", "1234.56", "1200.01-1300.99", "12 %", "1.50", "123456"):
         assert number in out
     assert "a2j@resnet18 (!)" in out
+
+
+def _rich_output(monkeypatch) -> io.StringIO:
+    """What rich's default console (the one progress bars draw on) writes, drawn as on a 120-column terminal."""
+    import rich
+
+    buffer = io.StringIO()
+    monkeypatch.setattr(rich, "_console", Console(file=buffer, force_terminal=True, width=120))
+    return buffer
+
+
+def _tiny_frames(count: int) -> list[dict]:
+    import torch
+
+    generator = torch.Generator().manual_seed(0)
+    return [{"depth": torch.rand(1, 128, 128, generator=generator), "joints": torch.rand(16, 3, generator=generator),
+             "visible": torch.ones(16)} for _ in range(count)]
+
+
+def test_progress_bars_name_their_model_and_stage_as_written(monkeypatch, tmp_path):
+    from hpbench.cards import Cosine
+    from hpbench.evaluate import predict_crops
+    from hpbench.models import create_model
+    from hpbench.train import Recipe, train
+
+    out = _rich_output(monkeypatch)
+    model = create_model("tinycnn", num_joints=16)
+    recipe = Recipe(optimizer="adam", lr=1e-3, batch_size=2, epochs=1, schedule=Cosine(), augment=False,
+                    mixed_precision=False)
+    train(model, _tiny_frames(4), recipe, checkpoint_dir=tmp_path, progress=True, name="tinycnn")
+    assert "tinycnn: training epoch 1/1, loss " in out.getvalue()
+    label = "[bold]x[/bold] :smile: evaluating on synth test"  # brackets and emoji codes stay text
+    predict_crops(model, _tiny_frames(2), progress=True, label=label)
+    assert label in out.getvalue()
+
+
+def test_a_count_of_one_agrees_with_its_noun(tmp_path, labels):
+    path = tmp_path / "one.txt"
+    path.write_text(f"{FRAME}\n")
+    result = runner.invoke(app, ["eval", str(path), "--dataset", "synth", "--labels", str(labels)], env=NARROW)
+    assert result.exit_code == 1 and "Traceback" not in result.output
+    assert "1 line but the synth test set has 2 frames" in result.output

@@ -85,3 +85,30 @@ def test_collect_results_reads_only_the_result_files_of_run_directories(tmp_path
     rows, refused = collect_results([tmp_path], dataset="synth")
     assert refused == []
     assert set(rows["model"]) == {"tinycnn"} and rows["value"].tolist() == [12.5]
+
+
+def test_held_results_clear_and_atomic_writes(tmp_path):
+    """What counts as an earlier run (not a bare failure record), clearing all but the lock, and the
+    umask's mode for atomically written files (mkstemp alone gives 0600)."""
+    import os
+
+    from hpbench.files import atomic_write
+
+    run_dir = RunDir.of(tmp_path, "synth", "tinycnn", 0)
+    run_dir.record_failure("no such model")
+    assert run_dir.held_results() == []
+    run_dir.checkpoints.mkdir()
+    assert run_dir.held_results() == []  # an empty checkpoints folder holds nothing
+    (run_dir.checkpoints / "epoch0001.safetensors").write_bytes(b"x")
+    run_dir.write_config({"model": "tinycnn"})
+    assert run_dir.held_results() == ["config.json", "checkpoints/"]
+    before = os.umask(0o027)
+    try:
+        with run_dir.lock(echo=lambda text: None):
+            run_dir.clear()
+            assert [p.name for p in run_dir.path.iterdir()] == [".lock"]
+            written = atomic_write(run_dir.path / "a.txt", lambda tmp: Path(tmp).write_text("a"))
+    finally:
+        os.umask(before)
+    assert written.stat().st_mode & 0o777 == 0o640 and written.read_text() == "a"
+    assert sorted(p.name for p in run_dir.path.iterdir()) == ["a.txt"]  # no temporary left, the lock released

@@ -27,6 +27,7 @@ from typing import Any, Literal
 
 import numpy as np
 
+from hpbench._text import plural
 from hpbench.data.centers import center_from_depth, read_center_file
 from hpbench.data.crop import (
     AugmentParams,
@@ -207,10 +208,11 @@ def build_crop_cache(
     chunk = int(np.clip(math.ceil(n / (workers * 4)), 1, 512))
     slices = [(start, min(start + chunk, n)) for start in range(0, n, chunk)]
     centres, from_labels = known.copy(), np.zeros(n, dtype=bool)
-    from rich.progress import Progress
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-    with Progress(disable=not progress) as bar:
-        task = bar.add_task(f"cropping {spec.name} {index.split}", total=n)
+    columns = (TextColumn("{task.description}", markup=False), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
+    with Progress(*columns, disable=not progress) as bar:
+        task = bar.add_task(f"{spec.name} {index.split}: cropping {plural(n, 'frame')}", total=n)
         if workers == 1:
             for start, stop in slices:
                 centres[start:stop], from_labels[start:stop] = _crop_slice(

@@ -26,6 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
+from hpbench._text import plural
 from hpbench.data.formats import DepthFormat, formats, read_label_file
 from hpbench.data.hand import INDEX, optical_from_uvd, sample_poses, skeleton, skeleton_from_labels, uvd_from_optical
 from hpbench.data.render import Scene, render_depth
@@ -62,7 +63,7 @@ class SynthSummary:
         counts = ", ".join(f"{split} {count}" for split, count in self.frames.items())
         fit = f"; hand fitted to the labels, RMS {self.fit_rms_mm:.1f} mm" if self.fit_rms_mm is not None else ""
         return (f"wrote {self.dataset} frames ({counts}) to {self.root} in {self.seconds:.1f} s "
-                f"({self.frames_per_second:.0f} frames/s, {self.workers} workers, seed {self.seed}){fit}")
+                f"({self.frames_per_second:.0f} frames/s, {plural(self.workers, 'worker')}, seed {self.seed}){fit}")
 
 
 def _scene_for(spec: DatasetSpec) -> Scene:
@@ -188,7 +189,7 @@ def synthesize(
          seeds[i:i + chunk], scene)
         for plan, points, scales, seeds in jobs for i in range(0, len(plan), chunk)
     ]
-    _run(tasks, workers, total, progress, f"rendering {spec.name}")
+    _run(tasks, workers, total, progress, f"{spec.name}: rendering {plural(total, 'frame')}")
     for number, (split, plan, source, centres) in enumerate(finals):
         writer.write_labels(spec, root, split, plan, source)
         _write_centres(spec, root, split.name, centres, np.random.default_rng([seed, number, 2]))
@@ -238,7 +239,7 @@ def _pose_splits(
         split = spec.layout.split(split_name)
         count = counts[split_name]
         posed = labels_uvd if split_name == "test" else None
-        with _status(progress, f"posing the hand on {count} labelled frames" if posed is not None else ""):
+        with _status(progress, f"posing the hand on {plural(count, 'labelled frame')}" if posed is not None else ""):
             points, scales, rms = _skeletons(spec, number, count, seed, posed)
         fit_rms = rms if rms is not None else fit_rms
         plan = writer.plan_frames(split, count)
@@ -250,19 +251,21 @@ def _pose_splits(
 
 
 def _status(show: bool, text: str):  # -> context manager
+    """A spinner with ``text`` as written (never read as rich markup) while ``show``; else nothing."""
     from contextlib import nullcontext
 
     if not show or not text:
         return nullcontext()
     from rich.console import Console
+    from rich.text import Text
 
-    return Console(stderr=True).status(text)
+    return Console(stderr=True).status(Text(text))
 
 
 def _run(tasks: list[tuple], workers: int, total: int, progress: bool, title: str) -> None:
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-    bar = Progress("[progress.description]{task.description}", BarColumn(), MofNCompleteColumn(),
+    bar = Progress(TextColumn("{task.description}", markup=False), BarColumn(), MofNCompleteColumn(),
                    TimeRemainingColumn(), disable=not progress, transient=False)
     with bar:
         task = bar.add_task(title, total=total)

@@ -1,0 +1,38 @@
+"""Files the library writes: whole or not at all, with the mode the user's umask gives."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+
+__all__ = ["atomic_write", "file_mode"]
+
+
+def file_mode() -> int:
+    """The mode a new file gets under the process's umask (0o666 & ~umask)."""
+    try:  # Linux 4.7+: read without changing it
+        status = Path("/proc/self/status").read_text()
+        umask = next(int(line.split()[1], 8) for line in status.splitlines() if line.startswith("Umask:"))
+    except (OSError, StopIteration, ValueError, IndexError):
+        umask = os.umask(0o022)  # elsewhere reading the umask means setting it: put it straight back
+        os.umask(umask)
+    return 0o666 & ~umask
+
+
+def atomic_write(path: str | os.PathLike[str], write: Callable[[str], None]) -> Path:
+    """``write(temporary)`` fills a temporary file beside ``path``, which then replaces ``path`` in one
+    rename; the file gets the umask's mode (mkstemp alone would leave it 0600)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(handle)
+    try:
+        os.chmod(temporary, file_mode())
+        write(temporary)
+        os.replace(temporary, path)
+    finally:
+        if os.path.exists(temporary):
+            os.remove(temporary)
+    return path
