@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -52,6 +53,17 @@ def predict_crops(model: nn.Module, dataset: Any, *, batch_size: int | None = No
     return np.concatenate(outputs).astype(np.float64)
 
 
+def frame_names(files: Sequence[str]) -> list[str] | None:
+    """The frames' names relative to the folder they all share (ICVL: ``test_seq_1/image_0000.png``), as the
+    community's prediction files name them; None (lines matched by order) when a name holds whitespace,
+    which the reader could not get back as one token."""
+    if not files:
+        return None
+    shared = os.path.commonpath([os.path.dirname(os.path.abspath(f)) for f in files])
+    names = [os.path.relpath(os.path.abspath(f), shared).replace(os.sep, "/") for f in files]
+    return None if any(not name or any(c.isspace() for c in name) for name in names) else names
+
+
 def evaluate(
     model: nn.Module,
     cache: Any,
@@ -77,7 +89,7 @@ def evaluate(
                           label=f"{method}: evaluating on {dataset.name} {cache.split}")
     transform: CropTransform = cache.transform
     pred_uvd = transform.to_image(crops)
-    path = write_prediction_file(predictions_path, pred_uvd, names=list(cache.files))
+    path = write_prediction_file(predictions_path, pred_uvd, names=frame_names(cache.files))
     errors = metrics.joint_errors_mm(dataset.camera.uvd_to_xyz(pred_uvd), dataset.camera.uvd_to_xyz(cache.uvd))
     total = len(cache.uvd)
     return Score(method=method, source=Path(path), dataset=dataset, errors_mm=errors, frame_indices=np.arange(total),

@@ -346,3 +346,13 @@ def test_count_messages_hint_at_a_joint_count_only_for_whole_joints(tmp_path):
     with pytest.raises(PredictionFileError) as caught:
         read_prediction_file(only_name, num_joints=2)
     assert str(caught.value) == f"{only_name}:2: 0 values, expected 6 (2 joints)"
+
+
+def test_model_predictions_name_frames_relative_to_their_shared_folder_and_survive_spaces_in_the_root():
+    from hpbench.evaluate import frame_names
+
+    root = "/data/my datasets/icvl/Testing/Depth"
+    files = [f"{root}/test_seq_1/image_0000.png", f"{root}/test_seq_2/image_0001.png"]
+    assert frame_names(files) == ["test_seq_1/image_0000.png", "test_seq_2/image_0001.png"]
+    assert frame_names([f"{root}/test_seq_1/image 0.png", f"{root}/test_seq_1/image_1.png"]) is None
+    assert frame_names([]) is None
