@@ -128,7 +128,7 @@ def evaluate_checkpoint(
     path = zoo_checkpoint(name, dataset.name) if checkpoint is None else Path(checkpoint)
     if not path.is_file():
         raise FileNotFoundError(f"checkpoint {path} does not exist")
-    cache = open_crop_cache(dataset.name, "test", crop_settings(load_card(name)), data_root=data_root,
+    cache = open_crop_cache(dataset, "test", crop_settings(load_card(name)), data_root=data_root,
                             progress=progress)
     model = load_checkpoint_weights(create_model(name, num_joints=cache.joints.shape[1]), path)
     return evaluate(model, cache, dataset=dataset, method=name, predictions_path=predictions_path,

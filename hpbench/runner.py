@@ -143,7 +143,7 @@ def resolve_data_root(dataset: DatasetSpec, settings: RunSettings, *, seed: int 
     if dataset.synthetic:
         from hpbench.data.synth import ensure_synthetic
 
-        return ensure_synthetic(dataset.name, frames=settings.frames, test_frames=settings.synthetic_test_frames,
+        return ensure_synthetic(dataset, frames=settings.frames, test_frames=settings.synthetic_test_frames,
                                 seed=seed, progress=progress)
     return None
 
@@ -345,7 +345,7 @@ def _train_and_score(card: ModelCard, dataset: DatasetSpec, seed: int, settings:
     crop = crop_settings(card)
     with distributed.main_first():  # rank 0 renders the data and builds the caches, the others open them
         data_root = resolve_data_root(dataset, settings, seed=seed, progress=progress)
-        train_cache, test_cache = (open_crop_cache(dataset.name, split, crop, data_root=data_root, progress=progress)
+        train_cache, test_cache = (open_crop_cache(dataset, split, crop, data_root=data_root, progress=progress)
                                    for split in ("train", "test"))
     recipe, max_steps = schedule(card, settings, len(train_cache))
     main = distributed.is_main()

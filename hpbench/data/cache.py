@@ -39,7 +39,7 @@ from hpbench.data.crop import (
     sample_augmentation,
 )
 from hpbench.data.formats import DatasetError, FrameIndex
-from hpbench.data.specs import get_dataset
+from hpbench.data.specs import DatasetSpec, get_dataset
 
 __all__ = [
     "CACHE_DIR_ENV",
@@ -312,7 +312,7 @@ class CropDataset:
 
 
 def open_crop_cache(
-    dataset: str,
+    dataset: DatasetSpec | str,
     split: str,
     settings: CropSettings = CropSettings(),
     *,
@@ -329,7 +329,7 @@ def open_crop_cache(
     """
     from hpbench.data.formats import open_split
 
-    spec = get_dataset(dataset)
+    spec = get_dataset(dataset) if isinstance(dataset, str) else dataset  # a name: the public API's convenience
     index = open_split(spec, split, data_root=data_root)
     if isinstance(centers, str) and centers == "auto":
         candidate = index.root / spec.center_file.format(split=split) if spec.center_file else None

@@ -279,7 +279,7 @@ def _run(tasks: list[tuple], workers: int, total: int, progress: bool, title: st
 
 
 def ensure_synthetic(
-    dataset: str = "synth",
+    dataset: DatasetSpec | str = "synth",
     root: str | os.PathLike[str] | None = None,
     *,
     frames: int = 2000,
@@ -294,7 +294,7 @@ def ensure_synthetic(
     ``root`` defaults to ``$<spec.root_env>`` or
     ``~/.cache/hpbench/<dataset>-<frames>-<test frames>-s<seed>``.
     """
-    spec = get_dataset(dataset)
+    spec = get_dataset(dataset) if isinstance(dataset, str) else dataset  # a name: the public API's convenience
     wanted_test = test_frames or max(1, frames // 4)
     if root is None:
         env = os.environ.get(spec.root_env or "")
