@@ -1,9 +1,8 @@
-"""The `hpbench` command line: parse strings into typed values, call the library, print.
+"""The `hpbench` command line: parse strings into typed values, call one library function, render.
 
-Heavy imports (torch, pandas, matplotlib) happen inside the command that needs
-them, so `hpbench --help` is instant. Output goes through hpbench._console (text
-printed exactly as written, numbers never cut) and hpbench._render; options and
-their parsers are defined once in hpbench.cli_options.
+Heavy imports (torch, pandas, matplotlib) happen inside the command that needs them, so `hpbench --help` is
+instant. Options and parsers live in hpbench.cli_options; output goes through hpbench._render and
+hpbench._console (text printed exactly as written, numbers never cut).
 """
 
 from __future__ import annotations
@@ -166,15 +165,18 @@ def profile_command(
 ) -> None:
     """Parameters, MACs from thop / exact / fvcore counters, and latency with spread."""
     from hpbench._render import show_profile
+    from hpbench.cards import CardError
     from hpbench.profile import profile_report
 
-    names = parse_models(models)
-    if reference is not None:
-        (reference,) = parse_models(reference, "--reference")
-    show_profile(profile_report(
-        names, dataset=dataset, device=device.value, reference=reference, threads=threads, batch=batch,
-        throughput_batch=throughput_batch, rounds=rounds, min_run_time_s=min_time, fvcore=fvcore,
-        onnxruntime=onnxruntime, out=out, progress=lambda text: _console(stderr=True).print(text, style="dim")))
+    reference = parse_models(reference, "--reference")[0] if reference is not None else None
+    try:
+        report = profile_report(
+            parse_models(models), dataset=dataset, device=device.value, reference=reference, threads=threads,
+            batch=batch, throughput_batch=throughput_batch, rounds=rounds, min_run_time_s=min_time, fvcore=fvcore,
+            onnxruntime=onnxruntime, out=out, progress=lambda text: _console(stderr=True).print(text, style="dim"))
+    except CardError as error:
+        _fail(str(error))
+    show_profile(report)
 
 
 @app.command("synth", short_help="Render a synthetic hand dataset (ICVL or NYU format).")
@@ -275,9 +277,8 @@ def train_command(
 ) -> None:
     """Train and evaluate one model into its run directory (the layout of `hpbench run`, no report).
 
-    Launched by torchrun (`torchrun --nproc-per-node 2 -m hpbench.cli train ...`) it
-    trains data parallel over the processes (gloo on CPU, NCCL on CUDA); rank 0
-    writes the logs, checkpoints and results.
+    Under torchrun (`torchrun --nproc-per-node 2 -m hpbench.cli train ...`) it trains data parallel over the
+    processes (gloo on CPU, NCCL on CUDA); rank 0 writes the logs, checkpoints and results.
     """
     settings = run_settings(locals())
     import torch
@@ -292,8 +293,7 @@ def train_command(
         if main and distributed.is_distributed():
             console.print(f"data parallel over {distributed.world_size()} processes "
                           f"({torch.distributed.get_backend()})", markup=False)
-        outcome = run_one(name, spec, seed, settings, results_dir=results, progress=main,
-                          echo=lambda text: console.print(text, markup=False))
+        outcome = run_one(name, spec, seed, settings, results_dir=results, progress=main, echo=console.print)
     if outcome.error is not None:
         _fail(outcome.error if outcome.refused else f"{outcome.error} (traceback in {outcome.run_dir.error})")
     if main:

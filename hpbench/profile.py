@@ -259,17 +259,13 @@ def profile_models(
     time each model's ONNX export on ONNX Runtime's CPU provider (latency key
     ``ONNXRUNTIME``), or leave a note why not.
     """
-    from hpbench.cards import CardError, load_card
+    from hpbench.cards import load_card
     from hpbench.models import create_model
 
     built: dict[str, tuple[nn.Module, tuple[int, ...], object]] = {}
     for name in names:
-        try:
-            card = load_card(name)
-            shape = card.input_shape
-        except CardError:
-            card, shape = None, (1, 128, 128)
-        built[name] = (create_model(name, dataset=dataset).eval(), shape, card)
+        card = load_card(name)  # a model without a card is a CardError naming the file it expected
+        built[name] = (create_model(name, dataset=dataset).eval(), card.input_shape, card)
 
     profiles: dict[str, dict[str, object]] = {}
     for name, (model, shape, card) in built.items():

@@ -185,3 +185,16 @@ def test_profile_cli_prints_ratios_against_the_reference(tmp_path):
     assert latency["tinycnn", "cpu"][-1] == "1.00"  # the reference against itself
     assert {("tinycnn", "cpu"), ("meanpose", "cpu")} <= set(latency)
     assert (tmp_path / "p.csv").is_file()
+
+
+def test_a_model_without_a_card_is_an_error_naming_the_card_file_not_a_guessed_input():
+    from hpbench.cards import CardError
+    from hpbench.models import create_model, models
+
+    models.add("cardless-tiny", lambda *, num_joints=14: create_model("tinycnn", num_joints=num_joints))
+    try:
+        with pytest.raises(CardError, match=r"expected zoo/cardless-tiny\.toml"):
+            profile_models(["cardless-tiny"], dataset="nyu", rounds=1, min_run_time_s=0.05, throughput_batch=0,
+                           fvcore=False)
+    finally:
+        models._entries.pop("cardless-tiny")
