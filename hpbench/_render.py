@@ -205,6 +205,8 @@ def show_export(report: ExportReport) -> None:
                   f"x{timed.median_ms / torch_ms:.2f}  ({timed.method})" for name, timed in report.latency.items()]
     for line in lines:  # paths and numbers stay on one line (the terminal wraps, nothing is broken)
         console().print(line, soft_wrap=True)
+    for warning in report.warnings:
+        console(stderr=True).print(f"warning: {warning}", style="yellow", soft_wrap=True)
 
 
 def show_throughput(rows: Sequence[Mapping[str, Any]]) -> None:

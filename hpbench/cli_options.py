@@ -161,7 +161,7 @@ CropSizeOption = Annotated[int, typer.Option(min=8, help="Crop size (px).")]
 # export
 ExportFormatOption = Annotated[ExportFormat, typer.Option("--format", "-f", help="Output format.")]
 ExportOutOption = Annotated[Optional[Path], typer.Option(
-    "--out", "-o", help="Output file (default: ./MODEL-DATASET.onnx).")]
+    "--out", "-o", help="Output file (default: results/export/MODEL-DATASET.onnx).")]
 ExportCheckpointOption = Annotated[Optional[Path], typer.Option(
     help="Weights (.safetensors) to export; default: initial weights.")]
 OpsetOption = Annotated[Optional[int], typer.Option(min=7, help="ONNX opset (default: hpbench.export.DEFAULT_OPSET).")]

@@ -43,6 +43,7 @@ __all__ = [
     "OnnxMismatchError",
     "OnnxUnavailableError",
     "check_onnx",
+    "default_export_path",
     "example_input",
     "export_model",
     "export_onnx",
@@ -203,7 +204,8 @@ def check_onnx(
 @dataclass(frozen=True)
 class ExportReport:
     """An exported and checked ONNX file: its input shape (without batch), the max |ONNX Runtime - PyTorch|
-    per checked batch size, and (when timed) CPU latency at batch 1 per runtime, "torch" first."""
+    per checked batch size, (when timed) CPU latency at batch 1 per runtime, "torch" first, and warnings to
+    show loudly (e.g. random initial weights exported: no checkpoint given)."""
 
     path: Path
     opset: int
@@ -212,6 +214,12 @@ class ExportReport:
     atol: float
     max_abs_diff: dict[int, float]
     latency: dict[str, Latency] = field(default_factory=dict)
+    warnings: tuple[str, ...] = ()
+
+
+def default_export_path(name: str, dataset: str) -> Path:
+    """Where an export goes without an explicit path: under results/, never loose in the current folder."""
+    return Path("results") / "export" / f"{name}-{dataset}.onnx"
 
 
 def export_model(
@@ -228,7 +236,7 @@ def export_model(
     latency: bool = True,
 ) -> ExportReport:
     """Export registered model ``name`` (``dataset``'s joints; ``checkpoint``'s weights, else its initial
-    ones) to ``path`` (default ``./NAME-DATASET.onnx``), check ONNX Runtime against PyTorch at batch 1
+    ones) to ``path`` (default ``results/export/NAME-DATASET.onnx``), check ONNX Runtime against PyTorch at batch 1
     (and 3 with ``dynamic_batch``), and optionally time both on the CPU.
 
     Raises OnnxMismatchError (the file is kept for inspection) above ``atol``.
@@ -238,13 +246,17 @@ def export_model(
     from hpbench.train import load_checkpoint_weights
 
     network = create_model(name, dataset=dataset).eval()
+    notes: tuple[str, ...] = ()
     if checkpoint is not None:
         load_checkpoint_weights(network, checkpoint)
+    else:
+        notes = (f"no --checkpoint: exported {name}'s random initial weights, not a trained model",)
+        warnings.warn(notes[0], UserWarning, stacklevel=2)
     try:
         shape = load_card(name).input_shape
     except CardError:
         shape = (1, network.input_size, network.input_size)
-    path = Path(path) if path is not None else Path(f"{name}-{dataset}.onnx")
+    path = Path(path) if path is not None else default_export_path(name, dataset)
     opset = opset or DEFAULT_OPSET
     export_onnx(network, example_input(shape), path, opset=opset, dynamic_batch=dynamic_batch)
     diffs = {batch: check_onnx(network, path, example_input(shape, batch=batch, seed=batch), atol=atol)
@@ -255,7 +267,7 @@ def export_model(
         timed = {"torch": measure_latency(network, example, threads=threads, min_run_time_s=min_run_time_s),
                  "onnxruntime": onnxruntime_latency(path, example, threads=threads, min_run_time_s=min_run_time_s)}
     return ExportReport(path=path, opset=opset, dynamic_batch=dynamic_batch, input_shape=tuple(shape), atol=atol,
-                        max_abs_diff=diffs, latency=timed)
+                        max_abs_diff=diffs, latency=timed, warnings=notes)
 
 
 def onnxruntime_latency(

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import fcntl
 import os
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
-__all__ = ["atomic_write", "file_mode"]
+__all__ = ["atomic_write", "exclusive", "file_mode"]
 
 
 def file_mode() -> int:
@@ -36,3 +38,19 @@ def atomic_write(path: str | os.PathLike[str], write: Callable[[str], None]) -> 
         if os.path.exists(temporary):
             os.remove(temporary)
     return path
+
+
+@contextmanager
+def exclusive(path: str | os.PathLike[str]) -> Iterator[Path]:
+    """Hold an exclusive ``fcntl.flock`` on ``<path>.lock`` (created, never removed: removing it would
+    let a waiter lock a file no newcomer sees) while the block runs; other processes wait. The OS
+    drops the lock when its holder dies, killed or not, so a crashed build never blocks the next."""
+    lock = Path(path)
+    lock = lock.with_name(lock.name + ".lock")
+    lock.parent.mkdir(parents=True, exist_ok=True)
+    handle = os.open(lock, os.O_RDWR | os.O_CREAT, file_mode())
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        yield lock
+    finally:
+        os.close(handle)  # closing the last descriptor releases the flock

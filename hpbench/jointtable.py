@@ -182,6 +182,10 @@ class _Rows:
                 message = f"{lead} with a frame name but this line starts with the number {tokens[0]!r}"
                 raise self.error(self.path, message, line=number)
             if len(tokens) - int(self.named) != self.width:
+                separator = _separator(line)
+                if separator is not None:
+                    message = f"values separated by {separator!r}: expected whitespace-separated numbers"
+                    raise self.error(self.path, message, line=number)
                 raise self.error(self.path, self._count_message(tokens), line=number)
             if self.named:
                 names.append(tokens[0])
@@ -201,6 +205,15 @@ class _Rows:
         if not self.named and count == self.width + 1 and not _is_number(tokens[0]):
             message += f"; first token is a frame name but line {int(self.numbers[0])} has none"
         return message
+
+
+def _separator(line: str) -> str | None:
+    """The comma or semicolon that separates a line's numbers (a CSV row), or None."""
+    for separator in (",", ";"):
+        fields = [field.strip() for field in line.split(separator)]
+        if len(fields) > 1 and sum(_is_number(field) for field in fields) >= len(fields) - 1:
+            return separator
+    return None
 
 
 def _check_finite(path: Path, joints: np.ndarray, numbers: np.ndarray, error: type[TableFileError]) -> None:

@@ -347,6 +347,46 @@ def _refuse_if_misread(
     )
 
 
+MAX_DEPTH_MM = 10_000.0
+"""Depths (uvd d, xyz z) beyond this are no hand in front of a depth camera."""
+MAX_ABS_VALUE = 1e6
+"""Any coordinate beyond this (px or mm) is implausible."""
+
+
+def _implausible(joints: np.ndarray, coords: Coords, dataset: DatasetSpec) -> tuple[np.ndarray, list[str]]:
+    """Mask (N, J, 3) of implausible values and, per coordinate, what each one breaks."""
+    bad = np.abs(joints) > MAX_ABS_VALUE
+    depth = joints[..., 2]
+    bad[..., 2] |= (depth <= 0) | (depth > MAX_DEPTH_MM)
+    if coords == "uvd":
+        camera = dataset.camera
+        for axis, size in ((0, camera.width_px), (1, camera.height_px)):
+            bad[..., axis] |= (joints[..., axis] < -size) | (joints[..., axis] > 2 * size)
+        axes = ["u", "v", "depth"]
+    else:
+        axes = ["x", "y", "depth"]
+    return bad, axes
+
+
+def _refuse_if_implausible(prediction: PredictionFile, joints: np.ndarray, coords: Coords,
+                           dataset: DatasetSpec) -> None:
+    """Raise on values no hand in front of the camera can have (non-positive or huge depth, far off the image)."""
+    bad, axes = _implausible(joints, coords, dataset)
+    if not bad.any():
+        return
+    frame, joint, axis = (int(i) for i in np.argwhere(bad)[0])
+    value = float(joints[frame, joint, axis])
+    unit = "px" if coords == "uvd" and axis < 2 else "mm"
+    image = f"{dataset.camera.width_px}x{dataset.camera.height_px}"
+    raise PredictionFileError(
+        prediction.path,
+        f"{plural(int(bad.sum()), 'implausible value')} (first: joint {joint + 1} {axes[axis]} {value:g} {unit}): "
+        f"predictions must lie in front of the camera (depth 0-{MAX_DEPTH_MM:g} mm, |value| <= {MAX_ABS_VALUE:g}, "
+        f"u/v within one image size of the {image} image); pass --no-check to score as read",
+        line=int(prediction.line_numbers[frame]),
+    )
+
+
 def score_predictions(
     prediction: PredictionFile, gt: GroundTruth, options: ReadOptions = ReadOptions(), *, method: str | None = None
 ) -> Score:
@@ -368,9 +408,12 @@ def score_predictions(
         joints = joints[:, list(order)]
     coords: Coords = detect_coords(joints) if options.coords == "auto" else options.coords
     y_up = {"dataset": dataset.camera.y_up, "up": True, "down": False}[options.y_axis]
-    pred_xyz = _to_world(joints, coords, y_up, dataset)
-    gt_xyz = dataset.camera.uvd_to_xyz(gt.uvd[indices])
-    errors = metrics.joint_errors_mm(pred_xyz, gt_xyz)
+    if options.check:  # before the misread diagnosis, which absurd values would mislead
+        _refuse_if_implausible(prediction, joints, coords, dataset)
+    with np.errstate(over="ignore", invalid="ignore"):  # --no-check lets huge values through: errors may be inf
+        pred_xyz = _to_world(joints, coords, y_up, dataset)
+        gt_xyz = dataset.camera.uvd_to_xyz(gt.uvd[indices])
+        errors = metrics.joint_errors_mm(pred_xyz, gt_xyz)
     if options.check:
         _refuse_if_misread(prediction, joints, gt_xyz, dataset,
                            (coords, y_up, order), float(errors.mean()))

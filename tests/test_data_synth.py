@@ -203,3 +203,17 @@ def test_a_changed_frame_gets_a_new_cache(icvl_root, tmp_path):
     second = build_crop_cache(index, CropSettings(size_px=32), cache_dir=tmp_path)
     assert second.path != first.path
     np.testing.assert_array_equal(second.crops, first.crops)  # same content, rebuilt
+
+
+def test_a_damaged_cache_says_so_instead_of_an_mmap_error(icvl_root, tmp_path):
+    from hpbench.data.cache import CropCache
+    from hpbench.data.formats import DatasetError
+
+    cache = build_crop_cache(open_split("synth", "test", data_root=icvl_root), CropSettings(size_px=32),
+                             cache_dir=tmp_path)
+    path = cache.path
+    del cache
+    with open(path, "r+b") as handle:
+        handle.truncate(path.stat().st_size - 100)
+    with pytest.raises(DatasetError, match="damaged"):
+        CropCache.open(path)

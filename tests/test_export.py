@@ -199,3 +199,18 @@ def test_cli_profile_reports_onnxruntime_next_to_cpu(tmp_path):
     ort_rows = rows[rows["device"].str.startswith(ONNXRUNTIME)]
     assert set(ort_rows["metric"]) == {"latency_median", "latency_p10", "latency_p90", "latency_spread"}
     assert (ort_rows.loc[ort_rows["metric"] == "latency_spread", "n"] == 2).all()  # two interleaved rounds
+
+
+def test_export_without_checkpoint_warns_and_writes_under_results(tmp_path, monkeypatch):
+    """Issue 17: random initial weights are said loudly, and the default path is results/export/, not ./."""
+    from pathlib import Path
+
+    from hpbench.export import default_export_path, export_model
+
+    monkeypatch.chdir(tmp_path)
+    with pytest.warns(UserWarning, match="no --checkpoint: exported tinycnn's random initial weights"):
+        report = export_model("tinycnn", dataset="nyu", dynamic_batch=False, latency=False)
+    assert report.path == default_export_path("tinycnn", "nyu") == Path("results/export/tinycnn-nyu.onnx")
+    assert (tmp_path / report.path).is_file()
+    assert [p.name for p in tmp_path.iterdir()] == ["results"]  # nothing loose in the current folder
+    assert len(report.warnings) == 1 and "random initial weights" in report.warnings[0]

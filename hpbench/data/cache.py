@@ -19,6 +19,7 @@ import hashlib
 import json
 import math
 import os
+import zipfile
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass
 from multiprocessing import get_context
@@ -40,6 +41,7 @@ from hpbench.data.crop import (
 )
 from hpbench.data.formats import DatasetError, FrameIndex
 from hpbench.data.specs import DatasetSpec, get_dataset
+from hpbench.files import exclusive
 
 __all__ = [
     "CACHE_DIR_ENV",
@@ -102,12 +104,19 @@ class CropCache:
         meta_path = path.with_suffix(".npz")
         if not path.is_file() or not meta_path.is_file():
             raise DatasetError(path, "crop cache incomplete: expected the .npy crops and the .npz beside them")
-        crops = np.load(path, mmap_mode="r")
-        with np.load(meta_path, allow_pickle=False) as meta:
-            info = json.loads(str(meta["info"]))
-            transform = CropTransform(meta["matrix"], meta["center_uvd"], meta["depth_half_mm"], int(info["size_px"]))
-            return cls(path, info["dataset"], info["split"], crops, transform, meta["uvd"], meta["joints"],
-                       meta["center_source"], tuple(str(name) for name in meta["files"]))
+        try:
+            crops = np.load(path, mmap_mode="r")
+            with np.load(meta_path, allow_pickle=False) as meta:
+                info = json.loads(str(meta["info"]))
+                size = int(info["size_px"])
+                transform = CropTransform(meta["matrix"], meta["center_uvd"], meta["depth_half_mm"], size)
+                cache = cls(path, info["dataset"], info["split"], crops, transform, meta["uvd"], meta["joints"],
+                            meta["center_source"], tuple(str(name) for name in meta["files"]))
+        except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as error:  # truncated or garbled
+            raise DatasetError(path, f"crop cache damaged ({error}): delete it to rebuild") from error
+        if crops.shape != (len(cache.uvd), size, size):
+            raise DatasetError(path, f"crop cache damaged: crops {crops.shape}, metadata {len(cache.uvd)} frames")
+        return cache
 
 
 def _default_cache_dir() -> Path:
@@ -187,8 +196,7 @@ def build_crop_cache(
     without a centre (None, nan, ``invalid`` lines) use :func:`center_from_depth`.
     ``cache_dir`` defaults to ``$HPBENCH_CACHE_DIR`` or ``~/.cache/hpbench/crops``.
     """
-    spec = index.spec
-    n, size = len(index), settings.size_px
+    spec, size = index.spec, settings.size_px
     cubes = index.cube_sizes_mm(settings.cube_mm)
     known, source = _centres_requested(index, centers)
     stamps = np.array([(stat.st_size, stat.st_mtime_ns) for stat in map(os.stat, index.files)], dtype=np.int64)
@@ -196,9 +204,39 @@ def build_crop_cache(
                   stamps, index.uvd, cubes, size, np.nan_to_num(known, nan=-1.0), source, spec.hand_range_mm)
     folder = Path(cache_dir) if cache_dir is not None else _default_cache_dir()
     path = folder / f"{spec.name}-{index.split}-s{size}-{key}.npy"
-    if path.is_file() and path.with_suffix(".npz").is_file():
-        return CropCache.open(path)
+    cache = _open_whole(path)
+    if cache is not None:
+        return cache
     folder.mkdir(parents=True, exist_ok=True)
+    with exclusive(path):  # one build per cache; waiters reuse it
+        cache = _open_whole(path, remove_damaged=True)
+        if cache is not None:
+            return cache
+        for stale in folder.glob(f"{path.stem}.partial-*"):  # left by killed builds (we hold the lock)
+            stale.unlink(missing_ok=True)
+        return _build(index, path, known, source, cubes, size, key, workers, progress)
+
+
+def _open_whole(path: Path, *, remove_damaged: bool = False) -> CropCache | None:
+    """The cache at ``path`` when both its files are there and whole; None otherwise (a damaged
+    one, e.g. truncated by a kill or a full disk, is deleted when ``remove_damaged``)."""
+    meta = path.with_suffix(".npz")
+    if not (path.is_file() and meta.is_file()):
+        return None
+    try:
+        return CropCache.open(path)
+    except DatasetError:
+        if remove_damaged:
+            meta.unlink(missing_ok=True)  # the completion marker first
+            path.unlink(missing_ok=True)
+        return None
+
+
+def _build(index: FrameIndex, path: Path, known: np.ndarray, source: np.ndarray, cubes: np.ndarray, size: int,
+           key: str, workers: int | None, progress: bool) -> CropCache:
+    """Crop every frame into ``<stem>.partial-<pid>.npy``, then rename the crops and (last, as the
+    completion marker) their ``.npz`` into place."""
+    spec, n = index.spec, len(index)
     partial = path.with_name(path.stem + f".partial-{os.getpid()}.npy")
     np.lib.format.open_memmap(partial, mode="w+", dtype=np.float16, shape=(n, size, size)).flush()
 
@@ -235,8 +273,8 @@ def build_crop_cache(
     with open(meta_partial, "wb") as handle:
         np.savez(handle, info=np.array(json.dumps(info)), files=np.array([str(f) for f in index.files]),
                  uvd=index.uvd, joints=transform.to_crop(index.uvd), center_source=source, **transform.as_arrays())
-    os.replace(meta_partial, path.with_suffix(".npz"))
     os.replace(partial, path)
+    os.replace(meta_partial, path.with_suffix(".npz"))
     return CropCache.open(path)
 
 

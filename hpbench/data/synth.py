@@ -18,6 +18,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import shutil
 import time
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, field
@@ -31,11 +32,16 @@ from hpbench.data.formats import DepthFormat, formats, read_label_file
 from hpbench.data.hand import INDEX, optical_from_uvd, sample_poses, skeleton, skeleton_from_labels, uvd_from_optical
 from hpbench.data.render import Scene, render_depth
 from hpbench.data.specs import DatasetSpec, get_dataset
+from hpbench.files import exclusive
 
 __all__ = ["SynthSummary", "ensure_synthetic", "synthesize"]
 
 MARKER = ".hpbench-synth.json"
 """File written last into a finished synthetic dataset root: its parameters and counts."""
+
+BUILDING = ".hpbench-synth.building"
+"""File written first into a root ``synthesize`` is filling, removed once ``MARKER`` is written: a root
+holding it without ``MARKER`` is an interrupted render of hpbench's, which may be rendered over."""
 
 _SPLITS = ("train", "test")
 
@@ -165,7 +171,8 @@ def synthesize(
     one per ~200 frames up to the CPU count; 1 renders in this process). The
     output does not depend on ``workers``. ``progress`` shows a rich progress bar.
     Finishes by writing ``MARKER`` (``ensure_synthetic`` reuses finished roots).
-    Refuses a non-empty ``out`` without that marker (a real dataset, say).
+    Refuses a non-empty ``out`` without that marker (a real dataset, say) unless it holds
+    ``BUILDING`` (an interrupted render of hpbench's).
     """
     spec = get_dataset(dataset) if isinstance(dataset, str) else dataset
     _check_synthesizable(spec, frames)
@@ -200,6 +207,7 @@ def synthesize(
     marker = {"dataset": spec.name, "format": spec.layout.format, "frames": counts, "seed": seed,
               "from_labels": summary.settings["from_labels"], "seconds": round(seconds, 3)}
     (root / MARKER).write_text(json.dumps(marker, indent=2) + "\n")
+    (root / BUILDING).unlink(missing_ok=True)
     return summary
 
 
@@ -214,11 +222,18 @@ def _check_synthesizable(spec: DatasetSpec, frames: int) -> None:
         raise ValueError(f"frames must be positive, got {frames}")
 
 
+def _refuse_foreign(root: Path) -> None:
+    """Refuse a non-empty folder that is neither a finished nor an interrupted synthetic root."""
+    if root.is_dir() and any(root.iterdir()) and not ((root / MARKER).is_file() or (root / BUILDING).is_file()):
+        raise FileExistsError(f"{root} is not empty and holds no {MARKER}: refusing to write synthetic frames "
+                              "into it (not a synthetic root; delete it or choose another folder)")
+
+
 def _prepare_root(root: Path) -> Path:
-    """``root`` created, its old marker removed; refuses a non-empty folder that holds no marker."""
-    if root.is_dir() and any(root.iterdir()) and not (root / MARKER).is_file():
-        raise FileExistsError(f"{root} is not empty and holds no {MARKER}: refusing to write synthetic frames into it")
+    """``root`` created, marked ``BUILDING``, its old marker removed; refuses a foreign non-empty folder."""
+    _refuse_foreign(root)
     root.mkdir(parents=True, exist_ok=True)
+    (root / BUILDING).touch()
     (root / MARKER).unlink(missing_ok=True)
     return root
 
@@ -289,7 +304,12 @@ def ensure_synthetic(
     progress: bool = False,
 ) -> Path:
     """A synthetic dataset root ready for the readers: reused when its marker matches (format,
-    frame counts, seed), rendered otherwise (never into a non-empty folder without a marker).
+    frame counts, seed), rendered otherwise (never over a non-empty folder without a marker,
+    except an interrupted render of hpbench's, see ``BUILDING``).
+
+    Rendering happens in a temporary folder beside ``root`` that is renamed into place when
+    finished, under an exclusive lock on ``<root>.lock``: a killed render leaves ``root`` as it
+    was, and processes asking for the same root at once wait for one render and reuse it.
 
     ``root`` defaults to ``$<spec.root_env>`` or
     ``~/.cache/hpbench/<dataset>-<frames>-<test frames>-s<seed>``.
@@ -301,12 +321,45 @@ def ensure_synthetic(
         cached = Path.home() / ".cache" / "hpbench" / f"{spec.name}-{frames}-{wanted_test}-s{seed}"
         root = Path(env) if env else cached
     root = Path(root)
-    marker = root / MARKER
-    if marker.is_file():
-        meta = json.loads(marker.read_text())
-        assert spec.layout is not None
-        if (meta.get("format") == spec.layout.format and meta.get("seed") == seed and meta.get("from_labels") is None
-                and meta.get("frames") == {"train": frames, "test": wanted_test}):
-            return root
-    synthesize(spec, root, frames=frames, test_frames=wanted_test, seed=seed, workers=workers, progress=progress)
+    wanted = {"train": frames, "test": wanted_test}
+    if _finished(spec, root, wanted, seed):
+        return root
+    target = Path(os.path.realpath(root))  # a link to the root: replace what it points to, not the link
+    with exclusive(target):
+        if not _finished(spec, target, wanted, seed):  # else another process rendered it while we waited
+            _render_into_place(spec, target, frames=frames, test_frames=wanted_test, seed=seed, workers=workers,
+                               progress=progress)
     return root
+
+
+def _finished(spec: DatasetSpec, root: Path, frames: dict[str, int], seed: int) -> bool:
+    """Whether ``root`` holds a finished render with these parameters (its marker says so)."""
+    try:
+        meta = json.loads((root / MARKER).read_text())
+    except (OSError, ValueError):
+        return False
+    assert spec.layout is not None
+    return (isinstance(meta, dict) and meta.get("format") == spec.layout.format and meta.get("seed") == seed
+            and meta.get("from_labels") is None and meta.get("frames") == frames)
+
+
+def _render_into_place(spec: DatasetSpec, root: Path, **options) -> None:
+    """Render into ``.<name>.building-<pid>`` beside ``root``, then swap it in (the caller holds the lock,
+    so leftovers of killed renders beside ``root`` are stale and removed first)."""
+    _refuse_foreign(root)
+    root.parent.mkdir(parents=True, exist_ok=True)
+    for stale in root.parent.iterdir():
+        if stale.name.startswith((f".{root.name}.building-", f".{root.name}.old-")):
+            shutil.rmtree(stale, ignore_errors=True)
+    temporary = root.parent / f".{root.name}.building-{os.getpid()}"
+    try:
+        synthesize(spec, temporary, **options)
+        if root.is_dir() and any(root.iterdir()):  # an older render: moved aside, then removed
+            old = root.parent / f".{root.name}.old-{os.getpid()}"
+            os.rename(root, old)
+            os.rename(temporary, root)
+            shutil.rmtree(old, ignore_errors=True)
+        else:  # absent, or an empty folder (rename replaces an empty directory)
+            os.replace(temporary, root)
+    finally:
+        shutil.rmtree(temporary, ignore_errors=True)

@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
+from hpbench._text import plural
 from hpbench.report.tables import seed_statistics
 
 if TYPE_CHECKING:
@@ -193,7 +194,7 @@ def joint_error_figure(results: pd.DataFrame, *, dataset: str, order: Sequence[s
         colors = [style["color"] for style in method_styles(len(models))]
         # All bars as one PolyCollection: for 26 x 14 bars, several times faster to build and draw than patches.
         left = (positions[None, :] - 0.4 + (np.arange(len(models))[:, None]) * width).ravel()
-        height = table.loc[models].to_numpy(dtype=float).ravel()
+        height, top, clipped = _clipped_heights(table.loc[models].to_numpy(dtype=float).ravel())
         right, zero = left + width, np.zeros_like(left)
         quads = np.stack([np.stack(corner, axis=-1) for corner in (
             (left, zero), (left, height), (right, height), (right, zero))], axis=1)
@@ -201,7 +202,9 @@ def joint_error_figure(results: pd.DataFrame, *, dataset: str, order: Sequence[s
         axes.add_collection(PolyCollection(
             quads[shown], facecolors=np.repeat(colors, len(joints), axis=0)[shown], linewidths=0, zorder=2,
         ))
-        axes.set_ylim(0.0, 1.05 * float(np.nanmax(height)))
+        axes.set_ylim(0.0, 1.05 * top)
+        if clipped:
+            axes.set_title(f"{plural(clipped, 'bar')} beyond {CLIP_MM:g} mm clipped", fontsize="small")
         handles = [Rectangle((0, 0), 1, 1, facecolor=color, linewidth=0) for color in colors]
         axes.set_xticks(positions, joints, rotation=40, ha="right", rotation_mode="anchor")
         axes.set_xlim(-0.6, len(joints) - 0.4)
@@ -209,6 +212,20 @@ def joint_error_figure(results: pd.DataFrame, *, dataset: str, order: Sequence[s
         axes.grid(axis="x", visible=False)
         _add_legend(figure, handles, models, columns)
     return figure
+
+
+CLIP_MM = 1000.0
+"""Joint-error bars above this (or infinite) are drawn clipped to it: a metre off is no hand pose."""
+
+
+def _clipped_heights(height: np.ndarray) -> tuple[np.ndarray, float, int]:
+    """Bar heights with +inf and values above :data:`CLIP_MM` clipped (nan stays: no bar), the axis top and
+    how many bars were clipped."""
+    over = ~np.isnan(height) & ~(height <= CLIP_MM)
+    clipped = np.where(over, CLIP_MM, height)
+    finite = clipped[np.isfinite(clipped)]
+    top = float(finite.max()) if finite.size and finite.max() > 0 else 1.0
+    return clipped, top, int(over.sum())
 
 
 def save_figure(figure: Figure, stem: Path) -> list[Path]:
