@@ -46,6 +46,11 @@ missing required key, a wrong type or an unknown choice is refused with a one-li
     [notes]                              # optional free text for people (crop, loss, cost, augmentation, ...):
     loss = "..."                         # any keys, string values, never parsed by the library
 
+    [protocol.nyu]                       # per dataset: the original's data and training protocol
+    origin = "TriHorn-Net"               # (hpbench.protocol.Protocol: frames, centers, crop, augment, loss,
+    ...                                  # selection; see zoo/trinet.toml)
+    protocols_from = "trinet"            # instead of [protocol.*]: use another card's protocols (variants)
+
 Extending the schema: add a frozen dataclass and a field of that type to its parent. The
 converter (:func:`_from_table`) reads the field names and annotations: ``int`` (not bool),
 ``float`` (ints accepted), ``bool``, ``str``, ``Literal[...]``, ``tuple[T, ...]`` and
@@ -71,8 +76,11 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Annotated, Any, Literal, TypeVar
 
+from hpbench.protocol import Protocol
+from hpbench.schema import AtLeast, Count, NonNegative, Positive, PositiveInt
+
 __all__ = ["AtLeast", "CardError", "Checkpoint", "Constant", "Cosine", "Declared", "ModelCard", "Published",
-           "QuickSchedule", "Recipe", "Schedule", "StepDecay", "card_names", "load_card",
+           "QuickSchedule", "Recipe", "Schedule", "StepDecay", "card_names", "load_card", "load_protocol",
            "parse_card", "zoo_checkpoint"]
 
 _PACKAGE = "hpbench.zoo"
@@ -81,20 +89,6 @@ T = TypeVar("T")
 
 class CardError(ValueError):
     """A model card that is missing or malformed; the message names the file."""
-
-
-@dataclass(frozen=True)
-class AtLeast:
-    """Lower bound of an ``Annotated`` number: ``value <= x``, or ``value < x`` when ``strict``."""
-
-    value: float
-    strict: bool = False
-
-
-PositiveInt = Annotated[int, AtLeast(1)]
-Count = Annotated[int, AtLeast(0)]
-Positive = Annotated[float, AtLeast(0.0, strict=True)]
-NonNegative = Annotated[float, AtLeast(0.0)]
 
 
 def _empty() -> Mapping[str, Any]:
@@ -217,6 +211,12 @@ class ModelCard:
     quick: QuickSchedule = QuickSchedule()
     checkpoints: Mapping[str, Checkpoint] = field(default_factory=_empty)
     notes: Mapping[str, str] = field(default_factory=_empty)
+    protocol: Mapping[str, Protocol] = field(default_factory=_empty)
+    protocols_from: str = ""
+
+    def __post_init__(self) -> None:
+        if self.protocol and self.protocols_from:
+            raise ValueError("a card gives [protocol.<dataset>] tables or protocols_from (another card), not both")
 
 
 class _Refused(Exception):
@@ -245,8 +245,7 @@ def _expected(tp: Any) -> str:
     """What a value of type ``tp`` looks like in TOML, in words."""
     origin, args = typing.get_origin(tp), typing.get_args(tp)
     if origin is Annotated:
-        bound = args[1]
-        return f"{_expected(args[0])} {'>' if bound.strict else '>='} {bound.value:g}"
+        return f"{_expected(args[0])} " + " and ".join(bound.words() for bound in args[1:])
     if (kinds := _kinds(tp)) is not None:
         return "a table with kind = " + " | ".join(f'"{k}"' for k in kinds)
     if origin in (typing.Union, types.UnionType):
@@ -284,10 +283,10 @@ def _convert(tp: Any, value: Any, path: tuple[str, ...]) -> Any:
 
     if origin is Annotated:
         try:
-            number, bound = _convert(args[0], value, path), args[1]
+            number = _convert(args[0], value, path)
         except _Refused:
             raise refuse() from None
-        if number < bound.value or (bound.strict and number == bound.value):
+        if not all(bound.holds(number) for bound in args[1:]):
             raise refuse()
         return number
     if (kinds := _kinds(tp)) is not None:
@@ -383,6 +382,23 @@ def parse_card(text: str, name: str) -> ModelCard:
     if card.name != name:
         raise CardError(f'{where}: name: expected "{name}" (the file name), got the string "{card.name}"')
     return card
+
+
+def load_protocol(name: str, dataset: str) -> Protocol:
+    """Model ``name``'s protocol for ``dataset`` (a dataset format name: icvl, nyu, msra), following
+    ``protocols_from``; CardError when no card in the chain has one for that dataset."""
+    seen: list[str] = []
+    card = load_card(name)
+    while card.protocols_from:
+        seen.append(card.name)
+        if card.protocols_from in seen:
+            raise CardError(f"zoo/{card.name}.toml: protocols_from loops: {' -> '.join(seen + [card.protocols_from])}")
+        card = load_card(card.protocols_from)
+    if dataset not in card.protocol:
+        known = ", ".join(sorted(card.protocol))
+        via = f" (through zoo/{card.name}.toml)" if card.name != name else ""
+        raise CardError(f"model {name!r} has no protocol for {dataset!r}{via}: zoo/{card.name}.toml has {known}")
+    return card.protocol[dataset]
 
 
 def zoo_checkpoint(name: str, dataset: str) -> Path:
