@@ -80,7 +80,7 @@ from hpbench.protocol import Protocol
 from hpbench.schema import AtLeast, Count, NonNegative, Positive, PositiveInt
 
 __all__ = ["AtLeast", "CardError", "Checkpoint", "Constant", "Cosine", "Declared", "ModelCard", "Published",
-           "QuickSchedule", "Recipe", "Schedule", "StepDecay", "card_names", "load_card", "load_protocol",
+           "QuickSchedule", "Recipe", "Schedule", "StepDecay", "card_names", "load_card", "load_protocol", "protocol_table",
            "parse_card", "zoo_checkpoint"]
 
 _PACKAGE = "hpbench.zoo"
@@ -399,6 +399,25 @@ def load_protocol(name: str, dataset: str) -> Protocol:
         via = f" (through zoo/{card.name}.toml)" if card.name != name else ""
         raise CardError(f"model {name!r} has no protocol for {dataset!r}{via}: zoo/{card.name}.toml has {known}")
     return card.protocol[dataset]
+
+
+def protocol_table() -> str:
+    """A Markdown table of every card's own protocols (one row per model and dataset), for the README."""
+    from hpbench.protocol import describe_augment, describe_centers, describe_crop, describe_frames
+
+    lines = ["| Model | Dataset | Protocol | Crop | Centres | Train frames | Augmentation | Original checkpoint |",
+             "|:--|:--|:--|:--|:--|:--|:--|:--|"]
+    for name in card_names():
+        card = load_card(name)
+        if card.protocols_from:
+            lines.append(f"| {name} | all | as {card.protocols_from} | | | | | |")
+            continue
+        for dataset, protocol in sorted(card.protocol.items()):
+            origin = protocol.origin + (" (borrowed)" if protocol.borrowed else "")
+            cells = [name, dataset, origin, describe_crop(protocol.crop), describe_centers(protocol.centers),
+                     describe_frames(protocol.frames), describe_augment(protocol.augment), protocol.selection]
+            lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
 
 
 def zoo_checkpoint(name: str, dataset: str) -> Path:

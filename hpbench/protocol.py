@@ -295,3 +295,54 @@ class Protocol:
     selection: Literal["final", "best-test"]
     epochs: PositiveInt | None = None
     differences: str = ""
+
+
+# --------------------------------------------------------------------------- words
+
+
+def _num(value: float) -> str:
+    return f"{value:g}"
+
+
+def describe_crop(crop: Crop) -> str:
+    """The crop in a few words (mm, px)."""
+    if isinstance(crop, CubeCrop):
+        x, y, z = crop.size_mm
+        size = _num(x) if x == y == z else f"{_num(x)} x {_num(y)} x {_num(z)}"
+        text = f"cube {size} mm, {crop.input_px} px, [-1, 1] bg {_num(crop.background)}"
+        if crop.test_shrink_from is not None:
+            text += f"; test from frame {crop.test_shrink_from}: x {crop.test_shrink:.4g}"
+        if crop.per_subject_mm:
+            text += "; per subject " + "/".join(_num(v) for v in crop.per_subject_mm.values()) + " mm"
+        return text
+    if isinstance(crop, BoxCrop):
+        return (f"box +-{_num(crop.half_mm[0])} x +-{_num(crop.half_mm[1])} mm, depth +-{_num(crop.depth_half_mm)} mm, "
+                f"{crop.input_px} px, (d - mean) / std")
+    if isinstance(crop, VoxelGrid):
+        return f"voxels: {_num(crop.cube_mm)} mm cube, {crop.grid}^3, missing = {_num(crop.missing_depth_mm)} mm"
+    return f"{crop.points} points, OBB frame, {crop.input_px} px crop"
+
+
+def describe_centers(centers: Centers) -> str:
+    """Train and test centre sources in a few words."""
+    def one(source: str, file: str) -> str:
+        if source == "com":
+            low, high = centers.com_range_mm
+            return f"centre of mass {_num(low)}-{_num(high)} mm"
+        if source in ("refined", "predicted"):
+            return f"{source} {centers.format if source == 'refined' else 'joints'} ({file})"
+        return "ground-truth joints"
+
+    train, test = one(centers.train, centers.train_file), one(centers.test, centers.test_file)
+    return train if train == test else f"train: {train}; test: {test}"
+
+
+def describe_frames(frames: Frames) -> str:
+    """The training frame list (and folds) in a few words."""
+    text = frames.train_list if frames.train == "list" else frames.train
+    return text + (f"; {frames.folds}-fold leave-one-subject-out" if frames.folds else "")
+
+
+def describe_augment(augment: tuple[Augment, ...]) -> str:
+    """The augmentation transforms, in order, by kind."""
+    return ", ".join(step.kind.replace("_", " ") for step in augment) or "none"

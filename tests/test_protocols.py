@@ -190,3 +190,13 @@ def test_malformed_protocols_are_refused_naming_the_field(change, message):
     with pytest.raises(CardError, match=message):
         parse_card(text, "x")
     assert parse_card(_MINIMAL + _PROTOCOL, "x").protocol["nyu"].crop.input_px == 8
+
+
+def test_the_readme_protocol_table_is_the_generated_one():
+    from pathlib import Path
+
+    from hpbench.cards import protocol_table
+
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
+    shown = readme.split("<!-- protocol-table -->\n")[1].split("<!-- /protocol-table -->")[0]
+    assert shown == protocol_table(), "regenerate the README table with hpbench.cards.protocol_table()"
