@@ -20,6 +20,7 @@ import json
 import math
 import os
 import zipfile
+import zlib
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass
 from multiprocessing import get_context
@@ -99,24 +100,75 @@ class CropCache:
 
     @classmethod
     def open(cls, path: str | os.PathLike[str]) -> CropCache:
-        """Open a cache from its ``.npy`` path (the ``.npz`` beside it holds the rest)."""
+        """Open a cache from its ``.npy`` path (the ``.npz`` beside it holds the rest).
+
+        A damaged file (truncated, garbled, missing arrays or ``info`` keys, sizes that
+        disagree) is a :class:`DatasetError` naming it.
+        """
         path = Path(path)
         meta_path = path.with_suffix(".npz")
         if not path.is_file() or not meta_path.is_file():
             raise DatasetError(path, "crop cache incomplete: expected the .npy crops and the .npz beside them")
-        try:
-            crops = np.load(path, mmap_mode="r")
-            with np.load(meta_path, allow_pickle=False) as meta:
-                info = json.loads(str(meta["info"]))
-                size = int(info["size_px"])
-                transform = CropTransform(meta["matrix"], meta["center_uvd"], meta["depth_half_mm"], size)
-                cache = cls(path, info["dataset"], info["split"], crops, transform, meta["uvd"], meta["joints"],
-                            meta["center_source"], tuple(str(name) for name in meta["files"]))
-        except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as error:  # truncated or garbled
-            raise DatasetError(path, f"crop cache damaged ({error}): delete it to rebuild") from error
-        if crops.shape != (len(cache.uvd), size, size):
-            raise DatasetError(path, f"crop cache damaged: crops {crops.shape}, metadata {len(cache.uvd)} frames")
-        return cache
+        crops = _load_crops(path)
+        info, meta = _load_meta(meta_path)
+        size = info["size_px"]
+        if crops.shape[1:] != (size, size):
+            raise DatasetError(path, _DAMAGED.format(f"crops {crops.shape}, metadata says {size}x{size} px"))
+        short = [name for name in _META_FRAME_ARRAYS if meta[name].ndim == 0 or len(meta[name]) != len(crops)]
+        if short:
+            found = ", ".join(f"{name} {meta[name].shape}" for name in short)
+            raise DatasetError(meta_path, _DAMAGED.format(f"{len(crops)} crops but {found}"))
+        transform = CropTransform(meta["matrix"], meta["center_uvd"], meta["depth_half_mm"], size)
+        return cls(path, info["dataset"], info["split"], crops, transform, meta["uvd"], meta["joints"],
+                   meta["center_source"], tuple(str(name) for name in meta["files"]))
+
+
+_DAMAGED = "crop cache damaged ({}): delete it to rebuild"
+_META_FRAME_ARRAYS = ("files", "uvd", "joints", "center_source", "matrix", "center_uvd", "depth_half_mm")
+_META_INFO_KEYS = {"dataset": str, "split": str, "size_px": int}
+
+
+def _one_line(error: BaseException) -> str:
+    return " ".join(f"{type(error).__name__}: {error}".split())
+
+
+def _load_crops(path: Path) -> np.ndarray:
+    """The (N, S, S) crops memory map; a truncated or foreign ``.npy`` is a DatasetError naming it."""
+    try:
+        crops = np.load(path, mmap_mode="r", allow_pickle=False)
+    except (OSError, ValueError, EOFError) as error:  # truncated or garbled
+        raise DatasetError(path, _DAMAGED.format(_one_line(error))) from None
+    if not isinstance(crops, np.ndarray) or crops.ndim != 3:
+        found = f"shape {crops.shape}" if isinstance(crops, np.ndarray) else type(crops).__name__
+        raise DatasetError(path, _DAMAGED.format(f"{found}, expected (N, S, S) crops"))
+    return crops
+
+
+def _load_meta(path: Path) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+    """The ``.npz`` beside the crops: its JSON ``info`` (keys and types checked) and its arrays."""
+    names = ("info", *_META_FRAME_ARRAYS)
+    try:
+        with np.load(path, allow_pickle=False) as meta:
+            missing = [name for name in names if name not in meta.files]
+            if missing:
+                raise DatasetError(path, _DAMAGED.format(f"no {', '.join(missing)} array"))
+            arrays = {name: meta[name] for name in names}
+    except DatasetError:
+        raise
+    except (OSError, ValueError, EOFError, NotImplementedError, zipfile.BadZipFile, zlib.error) as error:
+        raise DatasetError(path, _DAMAGED.format(_one_line(error))) from None
+    try:
+        info = json.loads(str(arrays["info"]))
+    except ValueError as error:
+        raise DatasetError(path, _DAMAGED.format(f"info is not JSON: {_one_line(error)}")) from None
+    if not isinstance(info, dict):
+        raise DatasetError(path, _DAMAGED.format(f"info is a JSON {type(info).__name__}, expected an object"))
+    bad = [key for key, kind in _META_INFO_KEYS.items() if not isinstance(info.get(key), kind)]
+    if bad:
+        wanted = ", ".join(f"{key} ({kind.__name__})" for key, kind in _META_INFO_KEYS.items())
+        found = f"info lacks {', '.join(bad)} or has the wrong type; expected {wanted}"
+        raise DatasetError(path, _DAMAGED.format(found))
+    return info, arrays
 
 
 def _default_cache_dir() -> Path:

@@ -84,27 +84,16 @@ def read_center_file(
     ``y_axis`` says which way their y points ("dataset": the camera's own
     convention, see Camera; V2V-PoseNet's files have y up). ``coords="uvd"``:
     image ``u v d``. A line reading ``invalid`` (V2V's marker) gives an invalid,
-    nan centre. ``num_frames`` checks the line count. Errors name the file and line.
+    nan centre. ``num_frames`` checks the line count. Errors name the file and line:
+    an unreadable, binary or non-UTF-8 file, a line that is not three finite numbers
+    (nan and inf are refused: ``invalid`` says "no centre"), a depth not in front of
+    the camera.
     """
     path = Path(path)
-    try:
-        lines = path.read_text().splitlines()
-    except OSError as error:
-        raise DatasetError(path, f"cannot read centre file: {error.strerror or error}") from None
-    while lines and not lines[-1].strip():
-        lines.pop()
+    lines = _text_lines(path)
     values = np.full((len(lines), 3), np.nan)
     for index, line in enumerate(lines):
-        tokens = line.split()
-        if len(tokens) == 1 and tokens[0].lower() == "invalid":
-            continue
-        if len(tokens) != 3:
-            raise DatasetError(path, f"{len(tokens)} values, expected 3 ({' '.join(coords)}) or 'invalid'",
-                               line=index + 1)
-        try:
-            values[index] = [float(token) for token in tokens]
-        except ValueError:
-            raise DatasetError(path, f"not numbers: {line.strip()!r}", line=index + 1) from None
+        values[index] = _center_line(path, line, index + 1, coords)
     if num_frames is not None and len(lines) != num_frames:
         raise DatasetError(path, f"{len(lines)} centre lines for {num_frames} frames")
     valid = np.isfinite(values).all(axis=1)
@@ -113,3 +102,42 @@ def read_center_file(
     if y_axis != "dataset" and (y_axis == "up") != camera.y_up:
         values = values * np.array([1.0, -1.0, 1.0])
     return camera.xyz_to_uvd(values), valid
+
+
+def _text_lines(path: Path) -> list[str]:
+    """The lines of a text file without trailing blank ones; unreadable, binary or non-UTF-8 files refused."""
+    try:
+        raw = path.read_bytes()
+    except OSError as error:
+        raise DatasetError(path, f"cannot read centre file: {error.strerror or error}") from None
+    if b"\x00" in raw:
+        raise DatasetError(path, "binary content (NUL bytes), expected a text centre file")
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as error:
+        line = raw[: error.start].count(b"\n") + 1
+        raise DatasetError(path, "not UTF-8 text, expected a text centre file", line=line) from None
+    lines = text.splitlines()
+    while lines and not lines[-1].strip():
+        lines.pop()
+    return lines
+
+
+def _center_line(path: Path, line: str, number: int, coords: str) -> np.ndarray:
+    """(3,) values of one centre line; nan for ``invalid``."""
+    tokens = line.split()
+    if len(tokens) == 1 and tokens[0].lower() == "invalid":
+        return np.full(3, np.nan)
+    if len(tokens) != 3:
+        raise DatasetError(path, f"{len(tokens)} values, expected 3 ({' '.join(coords)}) or 'invalid'", line=number)
+    try:
+        values = np.array([float(token) for token in tokens])
+    except ValueError:
+        raise DatasetError(path, f"not numbers: {line.strip()!r}", line=number) from None
+    if not np.isfinite(values).all():
+        raise DatasetError(path, f"{line.strip()!r} holds nan or inf, expected finite numbers or 'invalid'",
+                           line=number)
+    if values[2] <= 0:
+        raise DatasetError(path, f"depth {tokens[2]} mm, expected a centre in front of the camera (> 0)",
+                           line=number)
+    return values

@@ -23,6 +23,7 @@ import zlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -30,6 +31,9 @@ from hpbench.data.camera import Camera
 from hpbench.data.specs import DatasetSpec, SplitLayout, get_dataset
 from hpbench.jointtable import TableFileError, read_joint_table
 from hpbench.registry import Registry
+
+if TYPE_CHECKING:
+    from PIL import Image
 
 __all__ = [
     "DatasetError",
@@ -157,17 +161,61 @@ def _check_frames_exist(files: Sequence[Path], table_sources: Sequence[Path], so
 # --------------------------------------------------------------------------- PNG
 
 
-def _open_png(path: Path, camera: Camera, bands: int, what: str) -> np.ndarray:
+_PNG_COLOURS = {0: "grayscale", 2: "RGB", 3: "palette", 4: "grayscale+alpha", 6: "RGBA"}
+
+
+@dataclass(frozen=True)
+class _PngKind:
+    """What a dataset's depth PNGs are: bit depth and colour type (the IHDR's), channels PIL sees, description."""
+
+    bits: int
+    colour_type: int
+    bands: int
+    what: str
+
+
+_ICVL_PNG = _PngKind(16, 0, 1, "a 16-bit depth PNG (single-channel 16-bit grayscale, depth in mm, as ICVL's)")
+_NYU_PNG = _PngKind(8, 2, 3, "an 8-bit RGB PNG with depth = G * 256 + B (as NYU's)")
+
+
+def _check_png(path: Path, image: Image.Image, header: bytes, kind: _PngKind) -> None:
+    """Refuse a frame that is not a PNG of ``kind``, saying what it is.
+
+    The encoding is PIL's ``format`` (the data's, not the file name's). The bit depth
+    comes from the IHDR chunk: PIL opens a 16-bit RGB PNG as 8-bit RGB, so its mode
+    alone cannot tell.
+    """
+    if image.format != "PNG":
+        name = f"a {path.suffix} file" if path.suffix else "a file without suffix"
+        raise DatasetError(path, f"{image.format} data in {name}, expected {kind.what}")
+    bands = len(image.getbands())
+    if bands != kind.bands:
+        raise DatasetError(path, f"{bands}-channel {image.mode} image, expected {kind.what}")
+    if len(header) < 26 or header[12:16] != b"IHDR":
+        raise DatasetError(path, f"PNG whose first chunk is {header[12:16]!r}, not IHDR (corrupt?), "
+                                 f"expected {kind.what}")
+    bits, colour = header[24], header[25]
+    if (bits, colour) != (kind.bits, kind.colour_type):
+        found = _PNG_COLOURS.get(colour, f"colour type {colour}")
+        raise DatasetError(path, f"{bits}-bit {found} PNG (mode {image.mode}), expected {kind.what}")
+
+
+def _open_png(path: Path, camera: Camera, kind: _PngKind) -> np.ndarray:
+    """The frame's pixels after checking its encoding, bit depth, channels and size against ``kind``."""
     from PIL import Image, UnidentifiedImageError
 
     try:
-        with Image.open(path) as image:
-            image.load()
-            if len(image.getbands()) != bands:
-                raise DatasetError(path, f"{len(image.getbands())}-channel {image.mode} image, expected {what}")
-            array = np.asarray(image)
+        with open(path, "rb") as handle:
+            header = handle.read(26)  # PNG signature, then the IHDR chunk up to its colour type
+            handle.seek(0)
+            with Image.open(handle) as image:
+                _check_png(path, image, header, kind)
+                image.load()
+                array = np.asarray(image)
     except FileNotFoundError:
         raise DatasetError(path, "missing frame") from None
+    except (IsADirectoryError, NotADirectoryError, PermissionError) as error:
+        raise DatasetError(path, f"cannot read frame: {error.strerror or error}") from None
     except DatasetError:
         raise
     except (OSError, SyntaxError, ValueError, UnidentifiedImageError, zlib.error) as error:
@@ -175,18 +223,19 @@ def _open_png(path: Path, camera: Camera, bands: int, what: str) -> np.ndarray:
         raise DatasetError(path, reason) from None
     height, width = array.shape[:2]
     if (width, height) != (camera.width_px, camera.height_px):
-        raise DatasetError(path, f"image is {width}x{height}, expected {camera.width_px}x{camera.height_px} ({what})")
+        raise DatasetError(path, f"image is {width}x{height}, expected {camera.width_px}x{camera.height_px} "
+                                 f"({kind.what})")
     return array
 
 
 def load_png16(path: Path, camera: Camera) -> np.ndarray:
-    """(H, W) float32 depth mm from a single-channel 16-bit PNG; 0 = no reading."""
-    return _open_png(path, camera, 1, "a 16-bit depth PNG").astype(np.float32)
+    """(H, W) float32 depth mm from a single-channel 16-bit PNG (ICVL); 0 = no reading."""
+    return _open_png(path, camera, _ICVL_PNG).astype(np.float32)
 
 
 def load_png_rgb(path: Path, camera: Camera) -> np.ndarray:
-    """(H, W) float32 depth mm = G * 256 + B from an RGB PNG (NYU)."""
-    rgb = _open_png(path, camera, 3, "an RGB PNG with depth = G * 256 + B")
+    """(H, W) float32 depth mm = G * 256 + B from an 8-bit RGB PNG (NYU)."""
+    rgb = _open_png(path, camera, _NYU_PNG)
     return (rgb[..., 1].astype(np.float32) * 256.0 + rgb[..., 2]).astype(np.float32)
 
 
@@ -309,10 +358,10 @@ def _nyu_read(spec: DatasetSpec, root: Path, split: SplitLayout) -> LabelTable:
         raise DatasetError(path, f"cannot read as a MATLAB file ({type(error).__name__}: {error})") from None
     if "joint_uvd" not in mat:
         raise DatasetError(path, "no 'joint_uvd' variable (expected joint_uvd, joint_xyz of shape (kinect, N, 36, 3))")
-    uvd = np.asarray(mat["joint_uvd"], dtype=np.float64)
+    uvd = _numeric_mat_variable(path, "joint_uvd", mat["joint_uvd"])
     indices = spec.source_joint_indices or tuple(range(spec.num_joints))
-    if uvd.ndim != 4 or uvd.shape[-1] != 3 or uvd.shape[2] <= max(indices):
-        raise DatasetError(path, f"joint_uvd has shape {uvd.shape}, expected (kinect, N, {max(indices) + 1}+, 3)")
+    if uvd.ndim != 4 or uvd.shape[0] == 0 or uvd.shape[-1] != 3 or uvd.shape[2] <= max(indices):
+        raise DatasetError(path, f"joint_uvd has shape {uvd.shape}, expected (kinect >= 1, N, {max(indices) + 1}+, 3)")
     uvd = uvd[0][:, list(indices)]  # camera 1
     bad = ~np.isfinite(uvd).all(axis=(1, 2))
     if bad.any():
@@ -323,6 +372,19 @@ def _nyu_read(spec: DatasetSpec, root: Path, split: SplitLayout) -> LabelTable:
     table = LabelTable(files, uvd, (path,), np.zeros(len(uvd), dtype=np.int64), frames)
     _check_frames_exist(table.files, table.sources, table.source_index, table.lines)
     return table
+
+
+_MAT_TYPES = {"O": "MATLAB cell array", "U": "MATLAB char array (text)", "V": "MATLAB struct", "c": "complex array"}
+
+
+def _numeric_mat_variable(path: Path, name: str, value: object) -> np.ndarray:
+    """A MATLAB variable that must hold numbers, as float64; a cell, struct, text or sparse matrix is refused."""
+    if not isinstance(value, np.ndarray):
+        raise DatasetError(path, f"{name} is a {type(value).__name__}, expected a numeric array")
+    if value.dtype.kind not in "iuf":
+        found = _MAT_TYPES.get(value.dtype.kind, "non-numeric array")
+        raise DatasetError(path, f"{name} is a {found} (dtype {value.dtype}), expected a numeric array")
+    return value.astype(np.float64)
 
 
 def _nyu_plan(split: SplitLayout, count: int) -> list[PlannedFrame]:
@@ -359,6 +421,8 @@ def load_msra_bin(path: Path, camera: Camera) -> np.ndarray:
         raw = path.read_bytes()
     except FileNotFoundError:
         raise DatasetError(path, "missing frame") from None
+    except OSError as error:
+        raise DatasetError(path, f"cannot read frame: {error.strerror or error}") from None
     if len(raw) < 4 * _MSRA_HEADER:
         raise DatasetError(path, f"{len(raw)} bytes: too short for the 24-byte header (truncated?)")
     width, height, left, top, right, bottom = (int(x) for x in np.frombuffer(raw[:24], dtype="<u4"))
@@ -371,8 +435,14 @@ def load_msra_bin(path: Path, camera: Camera) -> np.ndarray:
     if len(raw) != 24 + 4 * count:
         raise DatasetError(path, f"{len(raw)} bytes, expected {24 + 4 * count} for a "
                                  f"{right - left}x{bottom - top} box (truncated?)")
+    box = np.frombuffer(raw[24:], dtype="<f4").reshape(bottom - top, right - left)
+    bad = ~np.isfinite(box)
+    if bad.any():
+        row, col = (int(i[0]) for i in np.nonzero(bad))
+        raise DatasetError(path, f"{int(bad.sum())} nan or inf depths in the box (first at u {left + col}, "
+                                 f"v {top + row}), expected finite mm")
     depth = np.zeros((height, width), dtype=np.float32)
-    depth[top:bottom, left:right] = np.frombuffer(raw[24:], dtype="<f4").reshape(bottom - top, right - left)
+    depth[top:bottom, left:right] = box
     return depth
 
 
