@@ -110,7 +110,9 @@ def test_report_prints_a_table_without_index_and_writes_refused_txt(tmp_path):
                                  "markdown", "--no-figures"], env=NARROW)
     assert result.exit_code == 0, result.output
     lines = result.output.splitlines()
-    assert "icvl: 2 methods" in result.output and "wrote 2 files to" in result.output
+    # the table and the reproduction gap of the cards with a published ICVL error (markdown only)
+    assert "icvl: 2 methods" in result.output and "wrote 3 files to" in result.output
+    assert sorted(path.name for path in out.iterdir()) == ["icvl_reproduction.md", "icvl_table.md", "refused.txt"]
     body = [line for line in lines if line.startswith("│ method_")]
     assert [line.split("│")[1].strip() for line in body] == ["method_0[x]", "method_1[x]"]  # no index column
     assert all(re.fullmatch(r"\d+\.\d+", line.split("│")[2].strip()) for line in body)

@@ -15,7 +15,7 @@ import pytest
 
 from hpbench import metrics
 from hpbench.report import latex_table, markdown_table, summary_table, write_report
-from hpbench.report.tables import best_cells
+from hpbench.report.tables import best_cells, visible
 from hpbench.results import make_rows, read_results, write_results
 
 NYU_JOINTS = (
@@ -27,7 +27,7 @@ ICVL_JOINTS = ("palm",) + tuple(
 )
 # Names with LaTeX/Markdown specials, as in the community's prediction files.
 SPECIAL_NAMES = (
-    "CVPR18_NYU_DeepPrior++_FM", "A&B_net", "50%_hand", "Hand#Net", "x^2~y", "$cash{}", "back\\slash", "pipe|net<1>",
+    "ICCV17_NYU_Deep++_X", "A&B_net", "50%_hand", "Hand#Net", "x^2~y", "$cash{}", "back\\slash", "pipe|net<1>",
 )
 
 
@@ -112,12 +112,12 @@ def test_summary_table_order_and_values(rows):
     table = summary_table(rows, dataset="nyu")
     nyu = rows[rows["dataset"] == "nyu"]
     assert list(table.columns) == [
-        "Method", "Mean error (mm)", "SR@20mm (%)", "SR@40mm (%)", "AUC 0-80mm (%)", "Frames",
+        "Method", "Mean error (mm)", "SR@20mm (%)", "SR@40mm (%)", "AUC 0-80mm (%)", "Frames", "Model",
     ]
-    assert sorted(table["Method"]) == sorted(method_names(9))
+    assert sorted(table["Model"]) == sorted(method_names(9))
     assert table["Mean error (mm)"].is_monotonic_increasing
     for _, row in table.iterrows():
-        model = row["Method"]
+        model = row["Model"]
         assert row["Mean error (mm)"] == value_of(nyu, model, "mean_error")
         assert row["SR@20mm (%)"] == pytest.approx(100 * value_of(nyu, model, "success_rate_max", 20.0), abs=1e-12)
         assert row["SR@40mm (%)"] == pytest.approx(100 * value_of(nyu, model, "success_rate_max", 40.0), abs=1e-12)
@@ -155,16 +155,16 @@ def test_cost_columns_only_when_cost_rows_exist(rows):
     costs = cost_rows(method_names(9))
     table = summary_table(pd.concat([nyu, costs], ignore_index=True), dataset="nyu")
     cost_headers = ["Params (M)", "MACs thop (G)", "MACs flop_counter (G)", "Latency (ms)"]
-    assert list(table.columns[6:]) == cost_headers
+    assert list(table.columns[6:]) == [*cost_headers, "Model"]
     for _, row in table.iterrows():
-        model = row["Method"]
+        model = row["Model"]
         assert row["Params (M)"] == value_of(costs, model, "params") / 1e6  # exact: no 1e-6 rounding noise
         mine = costs[(costs["model"] == model) & (costs["metric"] == "macs")]
         assert row["MACs thop (G)"] == mine.loc[mine["counter"] == "thop", "value"].iloc[0]
         assert row["Latency (ms)"] == value_of(costs, model, "latency_median")
     # best = lowest cost: bold in both renderings
-    best_model = table.loc[table["Params (M)"].idxmin(), "Method"]
-    assert best_cells(table).loc[table["Method"] == best_model, "Params (M)"].item()
+    best_model = table.loc[table["Params (M)"].idxmin(), "Model"]
+    assert best_cells(table).loc[table["Model"] == best_model, "Params (M)"].item()
     markdown = markdown_table(table)
     assert "Latency (ms)" in markdown and "Latency (ms)" in latex_table(table, dataset="nyu")
 
@@ -208,11 +208,11 @@ def test_latex_structure(rows, report_dirs):
     assert all(line.endswith("\\\\") for line in [header, *data])
     assert "(\\%)" in header and "(%)" not in header
     amps = len(_UNESCAPED_AMP.findall(header))
-    assert amps == len(table.columns) - 1
+    assert amps == len(visible(table).columns) - 1
     assert all(len(_UNESCAPED_AMP.findall(line)) == amps for line in data)
     body = "\n".join(line for line in text.splitlines() if not line.startswith("%"))
     assert not re.search(r"(?<!\\)_", body), "unescaped underscore"
-    assert "CVPR18\\_NYU\\_DeepPrior++\\_FM" in body and "A\\&B\\_net" in body and "50\\%\\_hand" in body
+    assert "ICCV17\\_NYU\\_Deep++\\_X" in body and "A\\&B\\_net" in body and "50\\%\\_hand" in body
     assert "back\\textbackslash{}slash" in body and "pipe\\textbar{}net\\textless{}1\\textgreater{}" in body
     assert "\\$cash\\{\\}" in body and "x\\textasciicircum{}2\\textasciitilde{}y" in body
     # exactly the lowest mean error is bold, in its row
@@ -249,10 +249,10 @@ def test_markdown_table(rows, report_dirs):
     lines = [line for line in (report_dirs[0] / "nyu_table.md").read_text().splitlines() if line.startswith("|")]
     assert len(lines) == 2 + len(table)
     header, separator, data = lines[0], lines[1], lines[2:]
-    assert [cell.strip() for cell in header.strip("|").split("|")] == list(table.columns)
+    assert [cell.strip() for cell in header.strip("|").split("|")] == list(visible(table).columns)
     assert re.fullmatch(r"\|(:?-+:?\|)+", separator) and separator.count("|") == header.count("|")
     assert all(line.count(" | ") == header.count(" | ") for line in data)  # '|' in names would be escaped
-    assert "CVPR18\\_NYU\\_DeepPrior++\\_FM" in "\n".join(data) and "pipe\\|net\\<1\\>" in "\n".join(data)
+    assert "ICCV17\\_NYU\\_Deep++\\_X" in "\n".join(data) and "pipe\\|net\\<1\\>" in "\n".join(data)
     best = int(table["Mean error (mm)"].idxmin())
     for i, line in enumerate(data):
         mean_cell = line.split(" | ")[1].strip()
@@ -270,13 +270,15 @@ def test_csv_keeps_full_precision(rows, report_dirs):
 def test_write_report_files_and_formats(rows, report_dirs, tmp_path):
     expected = sorted(
         f"{d}_{kind}" for d in ("icvl", "nyu") for kind in (
-            "table.tex", "table.md", "table.csv", "success_rate.pdf", "success_rate.png", "joint_error.pdf",
-            "joint_error.png",
+            "table.tex", "table.md", "table.csv", "table_standalone.tex", "success_rate.pdf", "success_rate.png",
+            "joint_error.pdf", "joint_error.png", "reproduction.tex", "reproduction.md", "reproduction.csv",
+            "reproduction_standalone.tex", "cost.pdf", "cost.png", "cost.csv",
         )
     )
     assert sorted(p.name for p in report_dirs[0].iterdir()) == expected
     written = write_report(rows, tmp_path / "only_md", formats=("markdown",), figures=False)
-    assert written == sorted(written) and [p.name for p in written] == ["icvl_table.md", "nyu_table.md"]
+    assert written == sorted(written)
+    assert [p.name for p in written] == ["icvl_reproduction.md", "icvl_table.md", "nyu_reproduction.md", "nyu_table.md"]
     with pytest.raises(ValueError, match="unknown report format"):
         write_report(rows, tmp_path / "bad", formats=("html",))
 
@@ -328,7 +330,7 @@ def test_joint_error_figure_keeps_joint_order(rows):
     assert len(bars.get_paths()) == 4 * len(ICVL_JOINTS)
     table = summary_table(rows, dataset="icvl")
     icvl = rows[rows["dataset"] == "icvl"]
-    best = icvl[(icvl["model"] == table["Method"].iloc[0]) & (icvl["metric"] == "joint_error")]
+    best = icvl[(icvl["model"] == table["Model"].iloc[0]) & (icvl["metric"] == "joint_error")]
     heights = [path.vertices[:, 1].max() for path in bars.get_paths()[: len(ICVL_JOINTS)]]  # first method's bars
     np.testing.assert_allclose(heights, best["value"].to_numpy())
 
@@ -349,7 +351,7 @@ def test_report_of_25_methods_is_fast(tmp_path):
     start = time.perf_counter()
     written = write_report(rows, tmp_path)
     elapsed = time.perf_counter() - start
-    assert len(written) == 7
+    assert len(written) == 15
     assert elapsed < 10.0, f"report of 25 methods took {elapsed:.1f} s"
 
 
@@ -369,4 +371,4 @@ def test_missing_numbers_render_as_dashes_and_frames_fall_back_to_n(tmp_path):
     assert _UNESCAPED_AMP.split(data[-1])[1].strip() == "--"
     assert markdown_table(table).splitlines()[-1].split(" | ")[1].strip() == "-"
     written = write_report(rows, tmp_path)
-    assert len(written) == 7  # the cost-only method is simply absent from the figures
+    assert len(written) == 15  # the cost-only method is simply absent from the figures

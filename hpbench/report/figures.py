@@ -29,6 +29,7 @@ import numpy as np
 import pandas as pd
 
 from hpbench._text import plural
+from hpbench.report.names import display_name
 from hpbench.report.tables import seed_statistics
 
 if TYPE_CHECKING:
@@ -141,7 +142,7 @@ def success_rate_figure(results: pd.DataFrame, *, dataset: str, order: Sequence[
     if curves.empty:
         raise ValueError(f"no success_rate_max rows for dataset {dataset!r}")
     models = _ordered(list(curves.index), order if order is not None else _default_order(rows))
-    columns, legend_width, legend_height = _legend_layout(models)
+    columns, legend_width, legend_height = _legend_layout([display_name(model) for model in models])
     with _style_context():
         figure = _new_figure(4.6 + legend_width, max(3.4, legend_height))
         axes = figure.add_subplot()
@@ -163,7 +164,7 @@ def success_rate_figure(results: pd.DataFrame, *, dataset: str, order: Sequence[
         axes.set_ylim(0.0, 100.0)
         axes.set_xlabel("Maximum allowed distance to ground truth (mm)")
         axes.set_ylabel("Frames with all joints within distance (%)")
-        _add_legend(figure, handles, models, columns)
+        _add_legend(figure, handles, [display_name(model) for model in models], columns)
     return figure
 
 
@@ -183,9 +184,9 @@ def joint_error_figure(results: pd.DataFrame, *, dataset: str, order: Sequence[s
     joints = list(dict.fromkeys(errors.index.get_level_values("joint")))
     table = errors.unstack("joint").reindex(columns=joints)
     models = _ordered(list(table.index), order if order is not None else _default_order(rows))
-    columns, legend_width, legend_height = _legend_layout(models)
-    # inches per joint group: bars ~0.06 in wide, thinner once the axes would pass 12 in
-    axes_width = min(12.0, len(joints) * (0.25 + 0.06 * len(models)))
+    columns, legend_width, legend_height = _legend_layout([display_name(model) for model in models])
+    # inches per joint group: bars ~0.05 in wide, thinner once the axes would pass 5 in (a double column is 6.9 in)
+    axes_width = min(MAX_AXES_WIDTH_IN, len(joints) * (0.2 + 0.05 * len(models)))
     with _style_context():
         figure = _new_figure(1.0 + axes_width + legend_width, max(3.6, legend_height + 0.9))
         axes = figure.add_subplot()
@@ -210,9 +211,12 @@ def joint_error_figure(results: pd.DataFrame, *, dataset: str, order: Sequence[s
         axes.set_xlim(-0.6, len(joints) - 0.4)
         axes.set_ylabel("Mean joint error (mm)")
         axes.grid(axis="x", visible=False)
-        _add_legend(figure, handles, models, columns)
+        _add_legend(figure, handles, [display_name(model) for model in models], columns)
     return figure
 
+
+MAX_AXES_WIDTH_IN = 5.0
+"""Widest per-joint bar axes, inches: with its legend the figure stays near a double column (6.9 in)."""
 
 CLIP_MM = 1000.0
 """Joint-error bars above this (or infinite) are drawn clipped to it: a metre off is no hand pose."""

@@ -22,22 +22,36 @@ import numpy as np
 import pandas as pd
 
 from hpbench._text import plural
+from hpbench.report.names import display_name, is_reference
 
 __all__ = [
+    "META_COLUMNS",
     "best_cells",
     "column_rule",
+    "latex_cells",
     "latex_escape",
+    "latex_footer",
     "latex_table",
     "markdown_table",
     "metric_values",
     "plain_cells",
+    "row_marks",
     "seed_statistics",
     "std_header",
     "summary_table",
+    "table_notes",
+    "visible",
 ]
 
 SR_THRESHOLDS_MM: tuple[float, ...] = (20.0, 40.0)
 """Thresholds of the success-rate columns of a summary table, mm."""
+
+META_COLUMNS: tuple[str, ...] = ("Model", "Protocol", "Schedule")
+"""Columns of a summary table that the CSV keeps and LaTeX/Markdown turn into row marks and a legend:
+the registry or file name, the protocol behind the row, its training schedule ("full" or "quick")."""
+
+QUICK = "quick"
+"""Schedule value of a row trained on ``hpbench run --quick``'s smoke schedule."""
 
 
 @dataclass(frozen=True)
@@ -254,29 +268,104 @@ def summary_table(results: pd.DataFrame, *, dataset: str) -> pd.DataFrame:
         counts = errors["Mean error (mm)"][0]["seeds"]
         columns["Seeds"] = pd.Series({model: str(count) for model, count in counts.items()}, dtype=object)
     columns.update(_cost_columns(results, dataset, models))
-    table = pd.DataFrame({"Method": models})
+    table = pd.DataFrame({"Method": _display_names(models)})
     for header, values in columns.items():
         values = values.reindex(models)
         table[header] = values.fillna("").to_numpy() if header == "Seeds" else values.to_numpy()
+    table["Model"] = models
+    for header, field in (("Protocol", "protocol"), ("Schedule", "schedule")):
+        texts = _first_texts(rows, field)
+        if any(texts.values()):
+            table[header] = [texts.get(model, "") for model in models]
     table = table.sort_values(["Mean error (mm)", "Method"], na_position="last", kind="mergesort")
     return table.reset_index(drop=True)
 
 
-def best_cells(table: pd.DataFrame) -> pd.DataFrame:
-    """Boolean frame: True where a cell holds its column's best value at display precision (ties all win).
+def _display_names(models: Sequence[str]) -> list[str]:
+    """Display names of ``models`` (:func:`~hpbench.report.names.display_name`); where two would read
+    the same, those keep their own names."""
+    shown = [display_name(model) for model in models]
+    counts = pd.Series(shown).value_counts()
+    return [name if counts[name] == 1 else model for name, model in zip(shown, models, strict=True)]
 
-    Standard-deviation companions (:func:`std_header`) are never best: the mean decides.
+
+def _first_texts(rows: pd.DataFrame, field: str) -> dict[str, str]:
+    """Per model, the first non-empty ``field`` of its rows (mean_error rows first); {} without the column."""
+    if field not in rows.columns:
+        return {}
+    ranked = rows.assign(rank=np.where(rows["metric"] == "mean_error", 0, 1)).sort_values("rank", kind="mergesort")
+    texts: dict[str, str] = {}
+    for model, mine in ranked.groupby("model", sort=False):
+        values = [str(value) for value in mine[field] if not pd.isna(value) and str(value)]
+        texts[str(model)] = values[0] if values else ""
+    return texts
+
+
+def table_notes(results: pd.DataFrame, *, dataset: str) -> list[str]:
+    """Plain-text notes under a summary table: how each latency column was measured (device, threads,
+    dtype, batch, torch version, timing method), from the latency rows of ``dataset`` or of no dataset."""
+    rows = results[(results["metric"] == "latency_median") & results["dataset"].isin([dataset, ""])]
+    notes = []
+    fields = ["device", "threads", "dtype", "batch", "torch", "counter"]
+    for values in dict.fromkeys(rows[fields].astype(str).itertuples(index=False, name=None)):
+        device, threads, dtype, batch, torch, method = values
+        parts = [device or "unknown device"]
+        parts += [plural(int(threads), "thread")] if threads not in ("", "<NA>", "nan") else ["threads not recorded"]
+        parts += [text for text in (dtype, f"batch {batch}" if batch not in ("", "<NA>", "nan") else "",
+                                    f"torch {torch}" if torch else "", method) if text]
+        notes.append("Latency (ms): median on " + ", ".join(parts) + ".")
+    return notes
+
+
+def visible(table: pd.DataFrame) -> pd.DataFrame:
+    """``table`` without its :data:`META_COLUMNS` (what LaTeX, Markdown and a terminal show)."""
+    return table.drop(columns=[header for header in META_COLUMNS if header in table.columns])
+
+
+def row_marks(table: pd.DataFrame, *, dagger: str = "†") -> tuple[list[list[str]], list[str]]:
+    """(marks per row, legend lines): a letter per protocol in order of appearance, ``dagger`` on rows
+    trained on the smoke schedule; the legend explains each mark once. No meta columns: no marks."""
+    protocols = table["Protocol"] if "Protocol" in table.columns else pd.Series("", index=table.index)
+    schedules = table["Schedule"] if "Schedule" in table.columns else pd.Series("", index=table.index)
+    letters: dict[str, str] = {}
+    marks: list[list[str]] = []
+    for protocol, schedule in zip(protocols, schedules, strict=True):
+        mine = []
+        if protocol:
+            mine.append(letters.setdefault(str(protocol), chr(ord("a") + len(letters))))
+        if schedule == QUICK:
+            mine.append(dagger)
+        marks.append(mine)
+    legend = [f"{letter}: protocol {protocol}" for protocol, letter in letters.items()]
+    if any(dagger in mine for mine in marks):
+        legend.append(f"{dagger}: smoke schedule (hpbench run --quick), a pipeline check, not a ranking; "
+                      "never bold")
+    return marks, legend
+
+
+def best_cells(table: pd.DataFrame) -> pd.DataFrame:
+    """Boolean frame: True where a cell holds its column's unique best value at display precision.
+
+    A tie for best bolds nothing. Reference models (a floor such as the mean pose) and rows
+    trained on the smoke schedule are never best (read from the Model and Schedule columns when
+    present); standard-deviation companions (:func:`std_header`) neither: the mean decides.
     """
     best = pd.DataFrame(False, index=table.index, columns=table.columns)
+    eligible = np.ones(len(table), dtype=bool)
+    if "Model" in table.columns:
+        eligible &= ~np.array([is_reference(str(model)) for model in table["Model"]], dtype=bool)
+    if "Schedule" in table.columns:
+        eligible &= (table["Schedule"] != QUICK).to_numpy(dtype=bool)
     for header in table.columns:
         rule = column_rule(str(header))
         if rule is None or _STD in str(header):
             continue
         decimals, better = rule
-        shown = pd.to_numeric(table[header], errors="coerce").round(decimals)
+        shown = pd.to_numeric(table[header], errors="coerce").round(decimals).where(eligible)
         if shown.notna().any():
             target = shown.min() if better == "min" else shown.max()
-            best[header] = (shown == target).fillna(False).to_numpy(dtype=bool)
+            winners = (shown == target).fillna(False).to_numpy(dtype=bool)
+            best[header] = winners if winners.sum() == 1 else False
     return best
 
 
@@ -296,22 +385,66 @@ def latex_escape(text: str) -> str:
     return "".join(_LATEX_SPECIAL.get(char, char) for char in text)
 
 
-def latex_table(table: pd.DataFrame, *, dataset: str) -> str:
-    """A booktabs tabular of a summary table (best values bold), ready to ``\\input``.
+def _rendered(
+    table: pd.DataFrame, best: bool = True
+) -> tuple[pd.DataFrame, pd.DataFrame, dict[str, pd.Series], list[list[str]], list[str]]:
+    """(visible table without std companions, its bold cells (none unless ``best``), std companions, row marks,
+    mark legend)."""
+    table = table.reset_index(drop=True)
+    bold = best_cells(table) if best else pd.DataFrame(False, index=table.index, columns=table.columns)
+    marks, legend = row_marks(table)
+    shown, stds = _fold_std(visible(table))
+    return shown, bold[shown.columns], stds, marks, legend
+
+
+def _latex_marks(marks: list[str]) -> str:
+    return "\\textsuperscript{" + ",".join(marks).replace("†", "\\dag{}") + "}" if marks else ""
+
+
+def latex_footer(lines: Sequence[str], columns: int) -> str:
+    """Lines of small text under a tabular's bottom rule, each spanning its ``columns`` (LaTeX-escaped; † as \\dag)."""
+    spans = (latex_escape(line).replace("†", r"\dag{}") for line in lines)
+    return "".join(rf"\multicolumn{{{columns}}}{{@{{}}l}}{{\footnotesize {span}}} \\" + "\n" for span in spans)
+
+
+def latex_cells(table: pd.DataFrame, *, best: bool = True) -> tuple[pd.DataFrame, pd.DataFrame, list[str]]:
+    """(LaTeX-ready cells of a summary table's visible columns: strings rounded at display precision,
+    None where missing, method names escaped and marked; its bold cells (none unless ``best``); the marks'
+    legend)."""
+    shown, bold, stds, marks, legend = _rendered(table, best)
+    cells = pd.DataFrame(index=shown.index, columns=shown.columns, dtype=object)
+    for header in shown.columns:
+        rule = column_rule(str(header))
+        values = shown[header]
+        if rule is None:
+            cells[header] = [None if pd.isna(value) else latex_escape(str(value)) for value in values]
+        else:
+            std = stds.get(header, pd.Series(float("nan"), index=shown.index))
+            cells[header] = [None if pd.isna(value) else _with_std(value, deviation, rule[0], r" $\pm$ ")
+                             for value, deviation in zip(values, std, strict=True)]
+    cells["Method"] = [str(name) + _latex_marks(mine) for name, mine in zip(cells["Method"], marks, strict=True)]
+    return cells, bold, legend
+
+
+def latex_table(table: pd.DataFrame, *, dataset: str, notes: Sequence[str] = (), best: bool = True) -> str:
+    """A booktabs tabular of a summary table (unique best values bold), ready to ``\\input``.
 
     Built with pandas' Styler; text and headers are LaTeX-escaped (``_``, ``&``,
     ``%``...). Needs ``\\usepackage{booktabs}`` in the including document. A
-    column with a std companion shows "mean $\\pm$ std".
+    column with a std companion shows "mean $\\pm$ std". Rows carry protocol letters and a
+    dagger for the smoke schedule (:func:`row_marks`); their legend and ``notes`` (e.g.
+    :func:`table_notes`) follow the bottom rule in small type.
     """
     from hpbench import __version__
 
-    table, stds = _fold_std(table.reset_index(drop=True))
+    table, bold, stds, marks, legend = _rendered(table, best)
     rules = {header: column_rule(str(header)) for header in table.columns}
-    bold = best_cells(table)
     # text columns escaped by latex_escape: pandas' escape="latex" leaves |, < and > (wrong glyphs in OT1)
     formatters = {
         header: latex_escape if rule is None else _formatter(rule[0]) for header, rule in rules.items()
     }
+    table["Method"] = [latex_escape(str(name)) + _latex_marks(mine) for name, mine in zip(table["Method"], marks)]
+    formatters["Method"] = str
     for header, std in stds.items():
         decimals = rules[header][0]  # type: ignore[index]
         table[header] = [None if pd.isna(value) else _with_std(value, deviation, decimals, r" $\pm$ ")
@@ -326,6 +459,8 @@ def latex_table(table: pd.DataFrame, *, dataset: str) -> str:
     )
     column_format = "".join("l" if rules[header] is None else "r" for header in table.columns)
     body = styler.to_latex(hrules=True, column_format=column_format)
+    footer = latex_footer([*legend, *notes], len(table.columns))
+    body = body.replace("\\bottomrule\n", "\\bottomrule\n" + footer, 1)
     comment = (
         f"% Generated by hpbench {__version__} from results rows: dataset {dataset}, {plural(len(table), 'method')}.\n"
         "% A tabular only: \\input it inside a table environment; needs \\usepackage{booktabs}.\n"
@@ -342,13 +477,15 @@ def _markdown_escape(text: str) -> str:
     return "".join(f"\\{char}" if char in _MARKDOWN_SPECIAL else char for char in text)
 
 
-def markdown_table(table: pd.DataFrame) -> str:
-    """A pipe table of a summary table: numbers right-aligned and rounded, best values in **bold**.
+def markdown_table(table: pd.DataFrame, *, notes: Sequence[str] = (), best: bool = True) -> str:
+    """A pipe table of a summary table: numbers right-aligned and rounded, unique best values in **bold**
+    (with ``best``).
 
     A column with a std companion shows "mean ± std", and a note under the table says so.
+    Protocol letters and the smoke-schedule dagger (:func:`row_marks`) follow method names in
+    ``<sup>``; their legend and ``notes`` follow the table.
     """
-    table, stds = _fold_std(table.reset_index(drop=True))
-    bold = best_cells(table)
+    table, bold, stds, marks, legend = _rendered(table, best)
     rules = [column_rule(str(header)) for header in table.columns]
     header = [_markdown_escape(str(name)) for name in table.columns]
     body: list[list[str]] = []
@@ -358,6 +495,8 @@ def markdown_table(table: pd.DataFrame) -> str:
             value = table.iat[row_index, column_index]
             if rule is None:
                 text = _markdown_escape("" if pd.isna(value) else str(value))
+                if column_index == 0 and marks[row_index]:
+                    text += f"<sup>{','.join(marks[row_index])}</sup>"
             elif pd.isna(value):
                 text = "-"
             elif table.columns[column_index] in stds:
@@ -376,14 +515,18 @@ def markdown_table(table: pd.DataFrame) -> str:
 
     dashes = ("-" * (w + 1) + ":" if rule else ":" + "-" * (w + 1) for w, rule in zip(widths, rules, strict=True))
     separator = "|" + "|".join(dashes) + "|"
-    note = ["", "Mean ± sample standard deviation over seeds (Seeds: how many)."] if stds else []
+    below = ["Mean ± sample standard deviation over seeds (Seeds: how many)."] if stds else []
+    below += [_markdown_escape(text) for text in [*legend, *notes]]
+    note = ["", *(text + "  " for text in below[:-1]), *below[-1:]] if below else []
     return "\n".join([line(header), separator, *(line(cells) for cells in body), *note]) + "\n"
 
 
 def plain_cells(table: pd.DataFrame) -> tuple[list[str], list[bool], list[list[str]]]:
     """A summary table as plain text for a terminal: headers, which columns are numbers, and rows of cells
-    rounded as in :func:`markdown_table` ("mean ± std" where a std companion exists, "-" when missing)."""
-    table, stds = _fold_std(table.reset_index(drop=True))
+    rounded as in :func:`markdown_table` ("mean ± std" where a std companion exists, "-" when missing).
+    Method names carry their marks in brackets (:func:`row_marks` gives the legend)."""
+    marks, _ = row_marks(table.reset_index(drop=True))
+    table, stds = _fold_std(visible(table.reset_index(drop=True)))
     rules = [column_rule(str(header)) for header in table.columns]
     rows = []
     for row_index in range(len(table)):
@@ -396,5 +539,7 @@ def plain_cells(table: pd.DataFrame) -> tuple[list[str], list[bool], list[list[s
             else:
                 std = stds[header].iat[row_index] if header in stds else float("nan")
                 cells.append(_with_std(value, std, rule[0], " ± "))
+        if marks[row_index]:
+            cells[0] += f" [{','.join(marks[row_index])}]"
         rows.append(cells)
     return [str(header) for header in table.columns], [rule is not None for rule in rules], rows

@@ -1,0 +1,233 @@
+"""Error against cost: mean 3D error (mm) against thop MACs (log axis) and against latency.
+
+Points come from three places, each named in the ``error_from`` / ``gmac_from`` columns:
+- methods scored in the results rows (this library's trained models and the community's
+  released predictions): their mean error; their MACs from profile rows, else from the model
+  card (for a released file, the card of the model that reimplements it);
+- papers: a card's published error for the dataset, for methods without a scored row, with the
+  seed paper's quoted MACs (hpbench.report.quoted, per sample) where it quotes one, else the card's.
+The Pareto frontier joins the points no other point beats in both error and cost; reference
+floors and smoke-schedule rows are drawn but never on it.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import numpy as np
+import pandas as pd
+
+from hpbench.report.names import card_of, display_name, is_reference
+from hpbench.report.quoted import quote_of
+from hpbench.report.tables import QUICK, seed_statistics
+
+if TYPE_CHECKING:
+    from matplotlib.axes import Axes
+    from matplotlib.figure import Figure
+
+__all__ = ["cost_figure", "cost_points", "pareto_front"]
+
+POINT_COLUMNS: tuple[str, ...] = (
+    "Method", "Model", "Mean error (mm)", "error_from", "thop MACs (G)", "gmac_from", "Latency (ms)", "runtime",
+    "schedule", "reference", "note",
+)
+"""Columns of :func:`cost_points` (and of the figure's CSV)."""
+
+
+def _profile_value(results: pd.DataFrame, model: str, dataset: str, metric: str) -> pd.DataFrame:
+    """``metric`` rows of ``model`` (else of the card's model reimplementing it) for ``dataset``, else for none."""
+    card = card_of(model)
+    for name in dict.fromkeys([model, card.name if card is not None else model]):
+        rows = results[(results["model"] == name) & (results["metric"] == metric)]
+        mine = rows[rows["dataset"] == dataset]
+        mine = mine if not mine.empty else rows[rows["dataset"] == ""]
+        if not mine.empty:
+            return mine
+    return results.iloc[:0]
+
+
+def _gmac(results: pd.DataFrame, model: str, dataset: str) -> tuple[float, str]:
+    """(thop GMAC, where it came from) of ``model``: its profile rows, else its card; (nan, "") if neither."""
+    rows = _profile_value(results, model, dataset, "macs")
+    rows = rows[(rows["counter"] == "thop") & (rows["unit"] == "GMAC")]
+    if not rows.empty:
+        return float(rows["value"].iloc[0]), "profile"
+    card = card_of(model)
+    if card is not None and dataset in card.declared:
+        return card.declared[dataset].thop_macs / 1e9, f"card ({card.name})"
+    return float("nan"), ""
+
+
+def _latency(results: pd.DataFrame, model: str, dataset: str) -> tuple[float, str]:
+    """(median latency ms, runtime "device, N threads") of ``model``'s first latency row (CPU first)."""
+    rows = _profile_value(results, model, dataset, "latency_median")
+    rows = rows[rows["unit"] == "ms"]
+    if rows.empty:
+        return float("nan"), ""
+    rows = rows.assign(cpu=~rows["device"].str.startswith("cpu")).sort_values("cpu", kind="mergesort")
+    first = rows.iloc[0]
+    threads = "" if pd.isna(first["threads"]) else f", {int(first['threads'])} threads"
+    return float(first["value"]), f"{first['device']}{threads}"
+
+
+def _scored_points(results: pd.DataFrame, dataset: str) -> list[dict[str, object]]:
+    rows = results[results["dataset"] == dataset]
+    errors = seed_statistics(rows, "mean_error", unit="mm")["mean"]
+    schedules = rows[rows["metric"] == "mean_error"].groupby("model")["schedule"].first() \
+        if "schedule" in rows.columns else pd.Series(dtype=object)
+    points = []
+    for model, error in errors.items():
+        gmac, gmac_from = _gmac(results, str(model), dataset)
+        latency, runtime = _latency(results, str(model), dataset)
+        points.append({"Method": display_name(str(model)), "Model": model, "Mean error (mm)": float(error),
+                       "error_from": "scored here", "thop MACs (G)": gmac, "gmac_from": gmac_from,
+                       "Latency (ms)": latency, "runtime": runtime, "schedule": str(schedules.get(model, "") or ""),
+                       "reference": is_reference(str(model)), "note": ""})
+    return points
+
+
+def _paper_points(results: pd.DataFrame, dataset: str, scored: set[str]) -> list[dict[str, object]]:
+    """Cards with a published error for ``dataset`` and no scored row of theirs (nor of a released file)."""
+    from hpbench.cards import card_names, load_card
+
+    points = []
+    for name in card_names():
+        card = load_card(name)
+        published = card.published.get(dataset)
+        if published is None or published.mean_error_mm is None or name in scored:
+            continue
+        quote = quote_of(name)
+        gmac, gmac_from = _gmac(results, name, dataset)
+        note = ""
+        if quote is not None and quote.gmac_per_sample is not None:
+            gmac, gmac_from = quote.gmac_per_sample, "quoted (seed paper)"
+            note = quote.gmac_note or (f"quoted {quote.gmac:g} G at batch {quote.batch}" if quote.batch > 1 else "")
+        latency, runtime = _latency(results, name, dataset)
+        points.append({"Method": display_name(name), "Model": name, "Mean error (mm)": published.mean_error_mm,
+                       "error_from": "paper", "thop MACs (G)": gmac, "gmac_from": gmac_from,
+                       "Latency (ms)": latency, "runtime": runtime, "schedule": "", "reference": False, "note": note})
+    return points
+
+
+def cost_points(results: pd.DataFrame, *, dataset: str) -> pd.DataFrame:
+    """One row per method of ``dataset`` with its mean error (mm), thop MACs (G) and latency (ms), and
+    where each came from (:data:`POINT_COLUMNS`); NaN where a number is unknown."""
+    scored = _scored_points(results, dataset)
+    cards = {getattr(card_of(str(point["Model"])), "name", None) for point in scored}
+    points = scored + _paper_points(results, dataset, {name for name in cards if name})
+    return pd.DataFrame(points, columns=list(POINT_COLUMNS))
+
+
+def pareto_front(errors: np.ndarray, costs: np.ndarray) -> np.ndarray:
+    """Boolean mask of the points no other point beats: lower or equal error and cost, one strictly lower.
+
+    NaN or non-positive costs and NaN errors are never on the front."""
+    valid = np.isfinite(errors) & np.isfinite(costs) & (costs > 0)
+    front = np.zeros(len(errors), dtype=bool)
+    for i in np.flatnonzero(valid):
+        others = valid & (errors <= errors[i]) & (costs <= costs[i]) & ((errors < errors[i]) | (costs < costs[i]))
+        front[i] = not others.any()
+    return front
+
+
+_KINDS = {  # error_from / gmac_from -> marker and legend text
+    "scored": ("o", "scored here, cost measured"),
+    "paper": ("s", "paper's error, cost measured"),
+    "quoted": ("D", "paper's error, cost quoted by the seed paper"),
+}
+
+
+def _kind(point: pd.Series) -> str:
+    if point["error_from"] != "paper":
+        return "scored"
+    return "quoted" if str(point["gmac_from"]).startswith("quoted") else "paper"
+
+
+def _overlaps(box, boxes) -> bool:
+    return any(box.overlaps(other) for other in boxes)
+
+
+def _place_labels(axes: Axes, xs: np.ndarray, ys: np.ndarray, labels: list[str], renderer) -> None:
+    """Label each point at the first of a ring of offsets where its text hits no other label, no point and
+    stays inside the axes; failing all, at the farthest offset with a leader line."""
+    from matplotlib.transforms import Bbox
+
+    centres = axes.transData.transform(np.column_stack([xs, ys]))
+    taken = [Bbox.from_bounds(x - 3, y - 3, 6, 6) for x, y in centres]
+    inside = axes.get_window_extent(renderer)
+    offsets = [(dx * r, dy * r) for r in (1, 2, 3.2) for dx, dy in
+               ((4, 2), (-4, 2), (4, -8), (-4, -8), (0, 6), (0, -12), (8, 8), (-8, -12))]
+    for x, y, label in sorted(zip(xs, ys, labels, strict=True), key=lambda item: item[1]):
+        for dx, dy in offsets:
+            text = axes.annotate(label, (x, y), xytext=(dx, dy), textcoords="offset points", fontsize=6,
+                                 ha="left" if dx > 0 else "right" if dx < 0 else "center", annotation_clip=False)
+            box = text.get_window_extent(renderer)
+            if not _overlaps(box, taken) and inside.contains(box.x0, box.y0) and inside.contains(box.x1, box.y1):
+                break
+            text.remove()
+        else:
+            text = axes.annotate(label, (x, y), xytext=offsets[-1], textcoords="offset points", fontsize=6,
+                                 ha="right", annotation_clip=False,
+                                 arrowprops={"arrowstyle": "-", "linewidth": 0.4, "color": "0.4"})
+            box = text.get_window_extent(renderer)
+        text.set_in_layout(False)
+        taken.append(box)
+
+
+def _panel(axes: Axes, points: pd.DataFrame, column: str, xlabel: str, colors: dict[str, object]) -> None:
+    drawn = points[np.isfinite(points[column].to_numpy(dtype=float)) & (points[column] > 0)]
+    eligible = ~drawn["reference"].astype(bool) & (drawn["schedule"] != QUICK)
+    errors, costs = drawn["Mean error (mm)"].to_numpy(dtype=float), drawn[column].to_numpy(dtype=float)
+    front = pareto_front(np.where(eligible, errors, np.nan), costs)
+    order = np.argsort(costs[front])
+    axes.step(costs[front][order], errors[front][order], where="post", color="0.55", linewidth=0.8,
+              linestyle="--", zorder=1, label="Pareto frontier")
+    for (_, point), on_front in zip(drawn.iterrows(), front, strict=True):
+        marker = _KINDS[_kind(point)][0]
+        quick = point["schedule"] == QUICK
+        axes.scatter([point[column]], [point["Mean error (mm)"]], s=22, marker="x" if quick else marker, zorder=3,
+                     facecolors=colors[point["Model"]],
+                     edgecolors="black" if on_front else "none", linewidths=0.6)
+    axes.set_xscale("log")
+    axes.set_xlabel(xlabel)
+    axes.set_ylabel("Mean 3D error (mm)")
+    axes.margins(x=0.25, y=0.18)
+
+
+def cost_figure(points: pd.DataFrame, *, dataset: str) -> Figure:
+    """Mean error against thop MACs (log x), and against latency in its runtime when any point has one:
+    one panel 3.3 in wide, two 6.9 in (single / double column); frontier points outlined in black."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+    from matplotlib.lines import Line2D
+
+    from hpbench.report.figures import _style_context, method_styles
+
+    latency = np.isfinite(points["Latency (ms)"].to_numpy(dtype=float)).any()
+    styles = method_styles(len(points))
+    colors = {model: style["color"] for model, style in zip(points["Model"], styles, strict=True)}
+    with _style_context():
+        figure = Figure(figsize=(6.9 if latency else 3.3, 3.0), layout="constrained")
+        FigureCanvasAgg(figure)
+        panels = figure.subplots(1, 2 if latency else 1, squeeze=False)[0]
+        _panel(panels[0], points, "thop MACs (G)", "thop MACs per sample (G, log)", colors)
+        if latency:
+            runtimes = sorted({r for r in points["runtime"] if r})
+            _panel(panels[1], points[points["runtime"] == runtimes[0]], "Latency (ms)", "Latency, batch 1 (ms, log)",
+                   colors)
+            panels[1].set_title(runtimes[0], fontsize=7)
+        kinds = sorted({_kind(point) for _, point in points.iterrows()})
+        handles = [Line2D([], [], marker=_KINDS[k][0], linestyle="", color="0.3", markersize=4) for k in kinds]
+        handles.append(Line2D([], [], color="0.55", linestyle="--", linewidth=0.8))
+        figure.legend(handles, [_KINDS[k][1] for k in kinds] + ["Pareto frontier"], loc="outside lower center",
+                      ncols=2, fontsize=6, frameon=False)
+        figure.suptitle(f"{dataset.upper()}: error against cost", fontsize=8)
+        figure.draw_without_rendering()
+        renderer = figure.canvas.get_renderer()
+        for axes, column in zip(panels, ("thop MACs (G)", "Latency (ms)")):
+            shown = points[np.isfinite(points[column].to_numpy(dtype=float)) & (points[column] > 0)]
+            if axes is panels[-1] and column == "Latency (ms)":
+                shown = shown[shown["runtime"] == sorted({r for r in points["runtime"] if r})[0]]
+            _place_labels(axes, shown[column].to_numpy(dtype=float), shown["Mean error (mm)"].to_numpy(dtype=float),
+                          list(shown["Method"]), renderer)
+    return figure
