@@ -1,6 +1,6 @@
 """A small, dependency-free mutation tester for hpbench's pure modules (a dev tool, not a test).
 
-    python tests/mutation.py                       # metrics.py, predictions.py, data/camera.py
+    python tests/mutation.py                       # metrics.py, predictions.py, data/camera.py, data/crop.py
     python tests/mutation.py hpbench/metrics.py    # one module
     python tests/mutation.py --list hpbench/data/camera.py   # print the mutants, run nothing
 
@@ -40,29 +40,64 @@ TESTS: dict[str, list[str]] = {
     "hpbench/predictions.py": ["tests/test_predictions.py", "tests/test_properties.py"],
     "hpbench/data/camera.py": ["tests/test_camera.py", "tests/test_properties.py"],
     "hpbench/jointtable.py": ["tests/test_predictions.py", "tests/test_properties.py"],
+    "hpbench/data/crop.py": ["tests/test_crop_transforms.py", "tests/test_data_crop.py", "tests/test_properties.py"],
 }
-DEFAULT_MODULES = ["hpbench/metrics.py", "hpbench/predictions.py", "hpbench/data/camera.py"]
+DEFAULT_MODULES = ["hpbench/metrics.py", "hpbench/predictions.py", "hpbench/data/camera.py", "hpbench/data/crop.py"]
 
-# (module, line, change) -> why the mutant cannot change observable behaviour
-EQUIVALENT: dict[tuple[str, int, str], str] = {
-    ("hpbench/metrics.py", 64, "drop `with np.errstate(invalid='ignore', divide='ignore')` (keep its body)"):
+# (module, enclosing function, change, occurrence) -> why the mutant cannot change observable behaviour.
+# The occurrence counts the earlier mutants with the same function and change (0 for the first). No line
+# numbers: edits elsewhere in a module keep an entry valid (`--list` prints each mutant's function and,
+# after '#', its occurrence when not 0; a stale entry is warned about).
+EQUIVALENT: dict[tuple[str, str, str, int], str] = {
+    ("hpbench/metrics.py", "per_joint_error_mm",
+     "drop `with np.errstate(invalid='ignore', divide='ignore')` (keep its body)", 0):
         "per_joint_error_mm divides by np.maximum(counts, 1) >= 1: no division by zero to silence",
-    ("hpbench/metrics.py", 65, "constant `1` -> `0`"):
+    ("hpbench/metrics.py", "per_joint_error_mm", "constant `1` -> `0`", 0):
         "np.maximum(counts, 0) gives 0 / 0 = nan only where counts == 0, where np.where picks nan anyway "
         "(under the errstate that silences it)",
-    ("hpbench/predictions.py", 109, "`True` -> `False`"):
+    ("hpbench/predictions.py", "write_prediction_file", "`True` -> `False`", 0):
         "zip(..., strict=False): names and lines have one length, checked by the ValueError a few lines above",
-    ("hpbench/predictions.py", 106, "constant `1` -> `2`"):
+    ("hpbench/predictions.py", "write_prediction_file", "constant `1` -> `2`", 1):
         "joints.reshape(n, -2): numpy (2.x) takes any negative size as the one to infer, like -1",
-    ("hpbench/jointtable.py", 114, "return None instead of `False`"):
+    ("hpbench/jointtable.py", "_is_number", "return None instead of `False`", 0):
         "_is_number's callers only test its truth, and None is false like False",
-    ("hpbench/jointtable.py", 155, "`False` -> `True`"):
+    ("hpbench/jointtable.py", "_Rows.parse_fast", "`False` -> `True`", 0):
         "pandas dropping blank lines changes the row count, which the fast path's shape check sends to the "
         "careful pass: the same result",
-    ("hpbench/jointtable.py", 176, "`True` -> `False`"):
+    ("hpbench/jointtable.py", "_Rows.parse_checked", "`True` -> `False`", 0):
         "zip(self.lines, self.numbers.tolist(), strict=False): both come from one list of numbered lines",
-    ("hpbench/data/camera.py", 32, "`<` -> `<=` in `self.fy < 0`"):
+    ("hpbench/data/camera.py", "Camera.y_up", "`<` -> `<=` in `self.fy < 0`", 0):
         "differs only for fy == 0, which is no camera (nothing projects); y_up is the sign of fy",
+    ("hpbench/data/crop.py", "CropTransform.to_crop", "constant `2` -> `3`", 0):
+        "uvd[..., :3] instead of [..., :2]: _apply reads only columns 0 and 1",
+    ("hpbench/data/crop.py", "CropTransform.to_image", "constant `2` -> `3`", 0):
+        "crop_uvd[..., :3] instead of [..., :2]: _apply reads only columns 0 and 1",
+    ("hpbench/data/crop.py", "normalize_depth", "`>` -> `>=` in `normalized > 1.0`", 0):
+        "differs only at exactly 1.0, which np.where replaces by 1.0: the same value",
+    ("hpbench/data/crop.py", "crop_depth", "constant `1` -> `2`", 0):
+        "cols.reshape(batch + (-2,)): numpy (2.x) takes any negative size as the one to infer, like -1",
+    ("hpbench/data/crop.py", "crop_depth", "constant `1` -> `2`", 1):
+        "rows.reshape(batch + (-2,)): numpy (2.x) takes any negative size as the one to infer, like -1",
+    ("hpbench/data/crop.py", "crop_depth", "constant `3` -> `4`", 1):
+        "center_uvd[..., 2:4] is center_uvd[..., 2:3]: centres have 3 columns",
+    ("hpbench/data/crop.py", "augment_crops", "constant `1` -> `2`", 2):
+        "cols.reshape(n, -2): numpy (2.x) takes any negative size as the one to infer, like -1",
+    ("hpbench/data/crop.py", "augment_crops", "constant `1` -> `2`", 3):
+        "rows.reshape(n, -2): numpy (2.x) takes any negative size as the one to infer, like -1",
+    ("hpbench/data/crop.py", "augment_crops", "constant `1` -> `2`", 4):
+        "crops.reshape(n, -2): numpy (2.x) takes any negative size as the one to infer, like -1",
+    ("hpbench/data/crop.py", "augment_crops", "drop the unary operator of `-1`", 4):
+        "np.take_along_axis(..., axis=1) on (n, S * S) arrays, always 2-D here: axis 1 is axis -1",
+    ("hpbench/data/crop.py", "augment_crops", "constant `3` -> `4`", 0):
+        "params.shift_mm[:, 2:4] is shift_mm[:, 2:3]: shifts have 3 columns (x, y, z)",
+    ("hpbench/data/crop.py", "augment_crops", "`>` -> `>=` in `renorm > 1.0`", 0):
+        "differs only at exactly 1.0, which np.where replaces by 1.0 (np.maximum(1.0, -1.0) is 1.0 too)",
+    ("hpbench/data/crop.py", "augment_crops", "`<` -> `<=` in `noise < params.dropout[:, None]`", 0):
+        "differs only when a uniform draw equals the dropout exactly (probability about 2**-53 per pixel)",
+    ("hpbench/data/crop.py", "augment_crops", "constant `3` -> `4`", 1):
+        "transform.matrix[:, :, 2:4] is matrix[:, :, 2:3]: affine matrices have 3 columns",
+    ("hpbench/data/crop.py", "augment_crops", "drop the unary operator of `-1`", 6):
+        "np.concatenate([centre_uv, centre_d[:, None]], 1) on (n, 2) and (n, 1) arrays: axis 1 is axis -1",
 }
 
 
@@ -71,6 +106,12 @@ class Mutant:
     index: int  # position among this module's mutation points (stable for one source)
     line: int
     change: str
+    scope: str = "<module>"  # the enclosing function's qualified name ("Class.method"), "<module>" outside any
+    occurrence: int = 0  # how many earlier mutants of this module share (scope, change)
+
+    def key(self, module: str) -> tuple[str, str, str, int]:
+        """The ``EQUIVALENT`` key: unlike the line, it survives edits elsewhere in the module."""
+        return (module, self.scope, self.change, self.occurrence)
 
 
 _CMP_SWAPS: dict[type, list[type]] = {
@@ -120,7 +161,8 @@ class _Mutator:
     """Walks a module in a fixed order; ``points`` lists every mutant, ``apply(tree, i)`` makes mutant i."""
 
     def __init__(self) -> None:
-        self.points: list[tuple[int, str]] = []
+        self.points: list[tuple[int, str, str]] = []
+        self._scope: list[str] = []
         self._target: int | None = None
         self._count = 0
         self._done = False
@@ -131,7 +173,7 @@ class _Mutator:
         index = self._count
         self._count += 1
         if self._target is None:
-            self.points.append((line, change))
+            self.points.append((line, ".".join(self._scope) or "<module>", change))
             return False
         if index == self._target:
             self._done = True
@@ -139,9 +181,15 @@ class _Mutator:
         return False
 
     def collect(self, tree: ast.Module) -> list[Mutant]:
-        self._target, self._count, self.points = None, 0, []
+        self._target, self._count, self.points, self._scope = None, 0, [], []
         self._visit_body(tree.body, in_function=False)
-        return [Mutant(i, line, change) for i, (line, change) in enumerate(self.points)]
+        seen: dict[tuple[str, str], int] = {}
+        mutants = []
+        for i, (line, scope, change) in enumerate(self.points):
+            occurrence = seen.get((scope, change), 0)
+            seen[(scope, change)] = occurrence + 1
+            mutants.append(Mutant(i, line, change, scope, occurrence))
+        return mutants
 
     def apply(self, tree: ast.Module, index: int) -> ast.Module:
         self._target, self._count, self._done = index, 0, False
@@ -181,12 +229,20 @@ class _Mutator:
 
     def _visit_stmt(self, stmt: ast.stmt, *, in_function: bool) -> None:
         if isinstance(stmt, (ast.FunctionDef, ast.AsyncFunctionDef)):
-            for default in stmt.args.defaults + [d for d in stmt.args.kw_defaults if d is not None]:
-                self._visit_expr(default)
-            self._visit_body(stmt.body, in_function=True)
+            self._scope.append(stmt.name)
+            try:
+                for default in stmt.args.defaults + [d for d in stmt.args.kw_defaults if d is not None]:
+                    self._visit_expr(default)
+                self._visit_body(stmt.body, in_function=True)
+            finally:
+                self._scope.pop()
             return
         if isinstance(stmt, ast.ClassDef):
-            self._visit_body(stmt.body, in_function=False)
+            self._scope.append(stmt.name)
+            try:
+                self._visit_body(stmt.body, in_function=False)
+            finally:
+                self._scope.pop()
             return
         if isinstance(stmt, (ast.Import, ast.ImportFrom, ast.Pass, ast.Global, ast.Nonlocal)):
             return
@@ -373,11 +429,11 @@ class Runner:
 
 
 def _warn_stale(module: str, mutants: list[Mutant]) -> None:
-    """EQUIVALENT is keyed by line: after an edit of the module an entry may point at nothing."""
-    keys = {(module, m.line, m.change) for m in mutants}
+    """After an edit of the expression (or a rename of its function) an EQUIVALENT entry may point at nothing."""
+    keys = {m.key(module) for m in mutants}
     for key in EQUIVALENT:
         if key[0] == module and key not in keys:
-            print(f"WARNING: stale EQUIVALENT entry (no such mutant; update its line?): {key}", flush=True)
+            print(f"WARNING: stale EQUIVALENT entry (no such mutant; see --list): {key}", flush=True)
 
 
 def run_module(runner: Runner, module: str, tests: list[str]) -> tuple[int, int, list[str], int]:
@@ -389,8 +445,7 @@ def run_module(runner: Runner, module: str, tests: list[str]) -> tuple[int, int,
     killed, survivors, equivalent = 0, [], 0
     try:
         for mutant in mutants:
-            key = (module, mutant.line, mutant.change)
-            if key in EQUIVALENT:
+            if mutant.key(module) in EQUIVALENT:
                 equivalent += 1
                 continue
             target.write_text(mutated_source(source, mutant.index))
@@ -399,7 +454,7 @@ def run_module(runner: Runner, module: str, tests: list[str]) -> tuple[int, int,
                 raise SystemExit(f"{module}:{mutant.line}: {mutant.change}: pytest could not run: {outcome}")
             if outcome == "passed":
                 survivors.append(f"{module}:{mutant.line}: {mutant.change}")
-                print(f"  SURVIVED {module}:{mutant.line}: {mutant.change}", flush=True)
+                print(f"  SURVIVED {module}:{mutant.line}: {mutant.change}  key: {mutant.key(module)!r}", flush=True)
             else:
                 killed += 1
     finally:
@@ -419,10 +474,12 @@ def main(argv: list[str] | None = None) -> int:
             parser.error(f"no tests mapped for {module}; known: {', '.join(TESTS)}")
     if args.list:
         for module in args.modules:
-            _warn_stale(module, mutants_of((ROOT / module).read_text()))
-            for mutant in mutants_of((ROOT / module).read_text()):
-                mark = "  (equivalent)" if (module, mutant.line, mutant.change) in EQUIVALENT else ""
-                print(f"{module}:{mutant.line}: {mutant.change}{mark}")
+            mutants = mutants_of((ROOT / module).read_text())
+            _warn_stale(module, mutants)
+            for mutant in mutants:
+                mark = "  (equivalent)" if mutant.key(module) in EQUIVALENT else ""
+                where = mutant.scope + (f" #{mutant.occurrence}" if mutant.occurrence else "")
+                print(f"{module}:{mutant.line}: [{where}] {mutant.change}{mark}")
         return 0
     start = time.perf_counter()
     scores = {}

@@ -134,7 +134,7 @@ def crop_transform(
     half_u = cube / 2.0 * camera.fx / center[..., 2]
     half_v = cube / 2.0 * abs(camera.fy) / center[..., 2]
     step = np.stack([2.0 * half_u / size_px, 2.0 * half_v / size_px], -1)  # image px per crop px
-    linear = _rotation(np.broadcast_to(-np.asarray(rotation_rad, dtype=np.float64), batch)) * step[..., None, :]
+    linear = step[..., :, None] * _rotation(np.broadcast_to(-np.asarray(rotation_rad, dtype=np.float64), batch))
     middle = (size_px - 1) / 2.0
     offset = center[..., :2] - linear @ np.array([middle, middle])
     matrix = np.concatenate([linear, offset[..., None]], axis=-1)
