@@ -14,9 +14,10 @@ A table whose numbers need more than the terminal's width is printed wider
 
 from __future__ import annotations
 
+import functools
 import os
-from collections.abc import Iterable, Sequence
-from typing import TYPE_CHECKING, Literal, NoReturn
+from collections.abc import Callable, Iterable, Sequence
+from typing import TYPE_CHECKING, Any, Literal, NoReturn
 
 import typer
 
@@ -24,7 +25,7 @@ if TYPE_CHECKING:
     from rich.console import Console
     from rich.table import Table
 
-__all__ = ["Kind", "console", "fail", "print_refused", "print_table", "table"]
+__all__ = ["Kind", "OneLineOSErrors", "console", "fail", "os_error_line", "print_refused", "print_table", "table"]
 
 PIPE_WIDTH = 200
 """Width of output into pipes and logs when $COLUMNS is unset: wide enough not to wrap a table row."""
@@ -58,6 +59,33 @@ def fail(message: str, code: int = 2) -> NoReturn:
 
     console(stderr=True).print(Text.assemble(("error:", "bold red"), " ", message), soft_wrap=True)
     raise typer.Exit(code)
+
+
+def os_error_line(error: OSError) -> str:
+    """``error`` in one line naming its file, e.g. ``results/synth: Permission denied``."""
+    reason = error.strerror or str(error)
+    return f"{error.filename}: {reason}" if error.filename is not None else reason
+
+
+class OneLineOSErrors(typer.Typer):
+    """A Typer whose commands end an OSError that reaches them (a read-only or missing folder, a full disk)
+    with one ``error:`` line naming the file (:func:`fail`), not a traceback."""
+
+    def command(self, *args: Any, **kwargs: Any) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+        register = super().command(*args, **kwargs)
+
+        def decorate(function: Callable[..., Any]) -> Callable[..., Any]:
+            @functools.wraps(function)  # typer reads the parameters through __wrapped__
+            def guarded(*call_args: Any, **call_kwargs: Any) -> Any:
+                try:
+                    return function(*call_args, **call_kwargs)
+                except OSError as error:
+                    fail(os_error_line(error))
+
+            register(guarded)
+            return function
+
+        return decorate
 
 
 def print_refused(reasons: Iterable[str]) -> None:

@@ -13,7 +13,7 @@ from typing import Annotated
 
 import typer
 
-from hpbench._console import console as _console, fail as _fail, print_refused
+from hpbench._console import OneLineOSErrors, console as _console, fail as _fail, print_refused
 from hpbench.cli_options import (
     AtolOption, BatchOption, BatchSizeOption, CheckOption, CompileOption, CoordsChoice, CoordsOption, CpusOption,
     CropSizeOption, DataRootOption, DataSeedOption, DatasetOption, DatasetsOption, DeviceChoice, DeviceOption,
@@ -28,10 +28,10 @@ from hpbench.cli_options import (
     SeedOption, SeedsOption, SweepDataRootOption, SynthDatasetOption, SynthFramesOption, SynthOutOption,
     SynthSeedOption, SynthTestFramesOption, TestFramesOption, ThreadsOption, ThroughputBatchOption,
     ThroughputDatasetOption, TimeoutOption, TrainDatasetOption, WorkersOption, YAxisChoice, YAxisOption, parse_dataset,
-    parse_list, parse_models, parse_seeds, read_options, run_settings
+    parse_list, parse_model, parse_models, parse_seeds, read_options, run_settings
 )
 
-app = typer.Typer(name="hpbench", help="Benchmark 3D hand pose estimation from depth: score, profile, report.",
+app = OneLineOSErrors(name="hpbench", help="Benchmark 3D hand pose estimation from depth: score, profile, report.",
                   no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False,
                   rich_markup_mode=None)  # plain help: wraps at any width, never cuts an option or a default
 
@@ -42,16 +42,12 @@ def list_command(
 ) -> None:
     """List registered models, one line each: input, parameters, thop MACs, paper; or print one model's card."""
     from hpbench._render import show_card, show_models
-    from hpbench.cards import CardError, load_card
+    from hpbench.cards import load_card
     from hpbench.models import list_models
 
     if name is None or set("*?[") & set(name):
         return show_models(list_models(name))
-    parse_models(name, "NAME")
-    try:
-        show_card(load_card(name))
-    except CardError as error:
-        _fail(str(error))
+    show_card(load_card(parse_model(name, "NAME")))  # the name and its card checked first: one-line errors
 
 
 @app.command("eval", short_help="Score prediction files or a model: 3D error, success, AUC.")
@@ -108,7 +104,7 @@ def _score_model(name: str, checkpoint: Path | None, dataset: str | None, **opti
 
     if dataset is None:
         _fail("--model needs --dataset (synth, synth-nyu, icvl, nyu, msra)")
-    (name,) = parse_models(name, "--model")
+    name = parse_model(name, "--model")
     try:
         score, used, kept = score_model(name, checkpoint, dataset=parse_dataset(dataset), **options)
     except (CardError, DatasetError, UnknownNameError, FileNotFoundError, ValueError) as error:
@@ -168,7 +164,7 @@ def profile_command(
     from hpbench.cards import CardError
     from hpbench.profile import profile_report
 
-    reference = parse_models(reference, "--reference")[0] if reference is not None else None
+    reference = parse_model(reference, "--reference") if reference is not None else None
     try:
         report = profile_report(
             parse_models(models), dataset=dataset, device=device.value, reference=reference, threads=threads,
@@ -192,11 +188,12 @@ def synth_command(
     """Render a synthetic hand dataset in the real ICVL or NYU on-disk format."""
     from hpbench.data.formats import DatasetError
     from hpbench.data.synth import synthesize
+    from hpbench.registry import UnknownNameError
 
     try:
         summary = synthesize(dataset, out, frames=frames, test_frames=test_frames, seed=seed,
                              from_labels=from_labels, workers=workers, progress=True)
-    except (DatasetError, FileExistsError, ValueError) as error:
+    except (DatasetError, FileExistsError, UnknownNameError, ValueError) as error:
         _fail(str(error))
     _console().print(summary.describe())
 
@@ -212,10 +209,11 @@ def throughput_command(
     from hpbench._render import show_throughput
     from hpbench.data.formats import DatasetError
     from hpbench.data.throughput import measure_throughput
+    from hpbench.registry import UnknownNameError
 
     try:
         show_throughput(measure_throughput(dataset, frames=frames, workers=workers, size_px=size))
-    except (DatasetError, ValueError) as error:
+    except (DatasetError, UnknownNameError, ValueError) as error:
         _fail(str(error))
 
 
@@ -286,7 +284,7 @@ def train_command(
     from hpbench import distributed
     from hpbench.runner import run_one
 
-    (name,), spec = parse_models(model), parse_dataset(dataset)
+    name, spec = parse_model(model, "--model"), parse_dataset(dataset)
     console = _console()
     with distributed.process_group(device):
         main = distributed.is_main()
@@ -319,7 +317,7 @@ def export_command(
     from hpbench._render import show_export
     from hpbench.export import OnnxExportError, OnnxMismatchError, OnnxUnavailableError, export_model
 
-    (model,) = parse_models(model, "--model")
+    model = parse_model(model, "--model")
     try:
         report = export_model(model, out, dataset=dataset, checkpoint=checkpoint, opset=opset,
                               dynamic_batch=dynamic_batch, atol=atol, threads=threads, min_run_time_s=min_time,

@@ -45,7 +45,7 @@ __all__ = [
     "ScoredModelOption", "SeedOption", "SynthDatasetOption", "SynthFramesOption", "SynthOutOption", "SynthSeedOption",
     "SynthTestFramesOption", "TestFramesOption", "ThreadsOption", "ThroughputBatchOption", "ThroughputDatasetOption",
     "TrainDatasetOption", "WorkersOption", "YAxisChoice", "YAxisOption", "check_device", "parse_joint_order",
-    "parse_dataset", "parse_list", "parse_models", "parse_seeds", "read_options", "run_settings",
+    "parse_dataset", "parse_list", "parse_model", "parse_models", "parse_seeds", "read_options", "run_settings",
 ]
 
 
@@ -239,20 +239,63 @@ def parse_list(text: str, option: str) -> tuple[str, ...]:
 
 
 def parse_models(text: str, option: str = "--models") -> tuple[str, ...]:
-    """Comma-separated registered model names, in order, without repeats; unknown ones fail with close matches."""
-    from hpbench.models import models
-    from hpbench.registry import UnknownNameError
-
+    """Comma-separated model specs (a registered name, or ``head@backbone``), in order, without repeats. Each
+    is checked before any work: its name or head, its backbone and its card; the bad ones fail in one line,
+    each with the known choices (close matches first)."""
     names = parse_list(text, option)
-    problems = []
-    for name in names:
-        try:
-            models.get(name)
-        except UnknownNameError as error:
-            problems.append(str(error))
+    problems = [problem for problem in map(_model_problem, names) if problem]
     if problems:
         fail("; ".join(problems))
     return names
+
+
+def parse_model(text: str, option: str) -> str:
+    """One model spec, checked as :func:`parse_models` checks each; a list fails naming ``option``."""
+    names = parse_list(text, option)
+    if len(names) > 1:
+        fail(f"{option} takes one model, got {len(names)}: {', '.join(names)}")
+    return parse_models(text, option)[0]
+
+
+def _model_problem(name: str) -> str | None:
+    """Why model spec ``name`` cannot run (unknown name or head, unknown backbone, no or a bad card), or None."""
+    from hpbench.cards import CardError, card_names, load_card
+    from hpbench.models import models
+    from hpbench.models._registry import COMBINATION_SEPARATOR
+    from hpbench.registry import UnknownNameError
+
+    try:
+        models.get(name)
+    except UnknownNameError as error:
+        return str(error) if COMBINATION_SEPARATOR not in name else f"model {name!r}: {error}"
+    if COMBINATION_SEPARATOR in name and name not in models:
+        problem = _backbone_problem(name.partition(COMBINATION_SEPARATOR)[2])
+        if problem:
+            return f"model {name!r}: {problem}"
+    try:
+        load_card(name)
+    except CardError as error:
+        return f"{error} (models with cards: {', '.join(card_names())})" if "has no card" in str(error) else str(error)
+    return None
+
+
+def _backbone_problem(backbone: str) -> str | None:
+    """Why ``backbone`` is no backbone, or None: hpbench.models.backbones.create_backbone's rule (a registered
+    backbone, else a timm model name), checked without building it."""
+    import difflib
+
+    from hpbench.models._registry import backbones
+
+    if backbone in backbones:
+        return None
+    import timm
+
+    if timm.is_model(backbone):
+        return None
+    close = difflib.get_close_matches(backbone, [*backbones.names(), *timm.list_models()], n=5, cutoff=0.6)
+    hint = f"; did you mean {', '.join(close)}?" if close else ""
+    return (f"unknown backbone {backbone!r}{hint} (registered backbones: {', '.join(backbones.names()) or 'none'}; "
+            "or any timm model name)")
 
 
 def check_device(device: str) -> None:

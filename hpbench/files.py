@@ -8,6 +8,7 @@ import tempfile
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import NoReturn
 
 __all__ = ["atomic_write", "exclusive", "file_mode"]
 
@@ -25,19 +26,33 @@ def file_mode() -> int:
 
 def atomic_write(path: str | os.PathLike[str], write: Callable[[str], None]) -> Path:
     """``write(temporary)`` fills a temporary file beside ``path``, which then replaces ``path`` in one
-    rename; the file gets the umask's mode (mkstemp alone would leave it 0600)."""
+    rename; the file gets the umask's mode (mkstemp alone would leave it 0600). An OSError on the way (a
+    read-only folder, a full disk) names ``path``, and leaves an earlier ``path`` whole and no temporary."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    except OSError as error:
+        _raise_naming(error, path)
     os.close(handle)
     try:
         os.chmod(temporary, file_mode())
         write(temporary)
         os.replace(temporary, path)
+    except OSError as error:
+        _raise_naming(error, path)
     finally:
         if os.path.exists(temporary):
             os.remove(temporary)
     return path
+
+
+def _raise_naming(error: OSError, path: Path) -> NoReturn:
+    """Raise ``error`` again as the same OSError subclass naming ``path``, the file being written, instead
+    of a temporary file or no file at all (a full disk's write names none); as it is without an errno."""
+    if error.errno is None:
+        raise error
+    raise OSError(error.errno, error.strerror or str(error), str(path)) from error
 
 
 @contextmanager

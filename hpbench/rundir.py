@@ -180,11 +180,16 @@ class RunDir:
     def lock(self, echo: Callable[[str], None] = print) -> Iterator[dict[str, Any]]:
         """Own the folder for the block: ``.lock`` (pid, host, start time) created atomically, removed at
         the end, also on failure. :class:`RunRefused` when another live process holds it; a lock left
-        by a dead process on this host is taken over (``echo`` says so). Yields the lock's record."""
-        self.path.mkdir(parents=True, exist_ok=True)
+        by a dead process on this host is taken over (``echo`` says so). Yields the lock's record. A folder
+        that cannot be written (read-only, full disk) is an OSError naming the folder."""
         record = {"pid": os.getpid(), "host": socket.gethostname(),
                   "started": _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"), **_slurm_attempt()}
-        self._acquire(record, echo)
+        try:
+            self.path.mkdir(parents=True, exist_ok=True)
+            self._acquire(record, echo)
+        except OSError as error:  # the lock's temporary file is no name to give
+            raise OSError(error.errno, f"cannot write the run directory: {error.strerror or error}",
+                          str(self.path)) from error
         try:
             yield record
         finally:
@@ -247,8 +252,14 @@ class RunDir:
         _write_text(self.config, json.dumps(config, indent=1))
 
     def read_config(self) -> dict[str, Any]:
-        """The contents of config.json."""
-        return json.loads(self.config.read_text())
+        """The contents of config.json; ValueError naming the file when it is not a JSON object."""
+        try:
+            config = json.loads(self.config.read_text())
+        except ValueError as error:
+            raise ValueError(f"{self.config}: not valid JSON ({error})") from None
+        if not isinstance(config, dict):
+            raise ValueError(f"{self.config}: expected a JSON object, got {type(config).__name__}")
+        return config
 
     def write_environment(self, environment: Mapping[str, Any]) -> None:
         """Write environment.json (creating the folder)."""

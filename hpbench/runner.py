@@ -29,6 +29,7 @@ if TYPE_CHECKING:
     from hpbench.cards import ModelCard
     from hpbench.data.specs import DatasetSpec
     from hpbench.scoring import Score
+    from hpbench.train import TrainResult
 
 __all__ = ["FLOOR_MODEL", "QUICK_TEST_FRAMES", "ModelRun", "RunConfig", "RunSettings", "report_dataset", "score_model",
            "resolve_data_root", "run", "run_one", "schedule", "with_floor"]
@@ -126,11 +127,12 @@ def _environment(device: str) -> dict[str, Any]:
     import torch
 
     import hpbench
+    from hpbench.hostinfo import host_fingerprint
     from hpbench.profile import environment
 
     env = environment(torch.device(device), torch.float32, torch.get_num_threads())
     return {**asdict(env), "hpbench": hpbench.__version__, "python": platform.python_version(),
-            "git_commit": _git_commit()}
+            "git_commit": _git_commit(), "host": host_fingerprint()}
 
 
 def resolve_data_root(dataset: DatasetSpec, settings: RunSettings, *, seed: int = 0,
@@ -256,8 +258,12 @@ def _attempt(model: str, dataset: DatasetSpec, seed: int, settings: RunSettings,
     except RunRefused:
         raise
     except Exception as error:  # recorded and returned: the caller reports it and goes on
-        run_dir.record_failure(traceback.format_exc())
-        return ModelRun(model=model, run_dir=run_dir, error=f"{type(error).__name__}: {error}")
+        message = f"{type(error).__name__}: {error}"
+        try:
+            run_dir.record_failure(traceback.format_exc())
+        except OSError as unwritable:  # a full disk or a read-only folder: the message still goes back
+            message += f" (and {run_dir.error} could not be written: {unwritable.strerror or unwritable})"
+        return ModelRun(model=model, run_dir=run_dir, error=message)
 
 
 # config.json keys that leave the trained weights as they are: a resumed run may change them
@@ -285,8 +291,8 @@ def _check_resumable(run_dir: RunDir, config: dict[str, Any]) -> None:
         return
     try:
         saved = _flat(run_dir.read_config())
-    except ValueError as error:
-        raise RunRefused(f"--resume: {run_dir.config} is unreadable ({error}); --overwrite to start again") from None
+    except ValueError as error:  # names config.json
+        raise RunRefused(f"--resume: {error}; --overwrite to start again") from None
     now = _flat(json.loads(json.dumps(config, default=float)))
 
     def show(value: Any) -> str:
@@ -342,7 +348,7 @@ def _train_and_score(card: ModelCard, dataset: DatasetSpec, seed: int, settings:
     from hpbench.models import create_model
     from hpbench.train import train
 
-    crop = crop_settings(card)
+    crop = crop_settings(card.name, dataset)
     with distributed.main_first():  # rank 0 renders the data and builds the caches, the others open them
         data_root = resolve_data_root(dataset, settings, seed=seed, progress=progress)
         train_cache, test_cache = (open_crop_cache(dataset, split, crop, data_root=data_root, progress=progress)
@@ -376,10 +382,24 @@ def _train_and_score(card: ModelCard, dataset: DatasetSpec, seed: int, settings:
     _write_metrics(run_dir, score, environment, seed)
     if settings.profile:
         _write_profile(run_dir, card.name, dataset, settings.threads)
-    notes = (f"trained {plural(result.epochs, 'epoch')} / {plural(result.steps, 'step')} in {result.seconds:.0f} s"
-             + (f" (resumed at epoch {result.resumed_from_epoch})" if result.resumed_from_epoch else ""),
-             f"evaluated the final checkpoint {result.checkpoint.name}", *result.warnings)
-    return ModelRun(model=card.name, run_dir=run_dir, mean_error_mm=score.mean_error_mm, notes=notes)
+    return ModelRun(model=card.name, run_dir=run_dir, mean_error_mm=score.mean_error_mm,
+                    notes=_notes(result, settings.resume, run_dir))
+
+
+def _notes(result: TrainResult, resume: bool, run_dir: RunDir) -> tuple[str, ...]:
+    """What training did, said to the user: trained (resumed at epoch N, or from the start when ``resume``
+    found no checkpoint), or nothing to train (a finished run resumed); the checkpoint evaluated; warnings."""
+    if result.already_finished:
+        trained = (f"resumed at epoch {result.epochs}, already finished ({plural(result.steps, 'step')}): "
+                   "nothing trained, evaluated again")
+    else:
+        trained = (f"trained {plural(result.epochs, 'epoch')} / {plural(result.steps, 'step')} in "
+                   f"{result.seconds:.0f} s")
+        if result.resumed_from_epoch:
+            trained += f" (resumed at epoch {result.resumed_from_epoch})"
+        elif resume:
+            trained += f" (--resume: no checkpoint in {run_dir.checkpoints}, trained from the start)"
+    return (trained, f"evaluated the final checkpoint {result.checkpoint.name}", *result.warnings)
 
 
 def _warning(run_dir: RunDir, name: str, echo: Callable[[str], None], main: bool) -> Callable[[str], None]:

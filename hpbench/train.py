@@ -85,6 +85,11 @@ class TrainResult:
     seconds: float
     warnings: tuple[str, ...] = ()
 
+    @property
+    def already_finished(self) -> bool:
+        """Whether a resumed run had already reached its last step: nothing was trained now."""
+        return self.resumed_from_epoch > 0 and self.epochs == self.resumed_from_epoch
+
 
 def _optimizer(model: nn.Module, recipe: Recipe) -> torch.optim.Optimizer:
     """The recipe's optimizer over ``model``'s trainable parameters, with all of its hyperparameters."""
@@ -156,14 +161,20 @@ def _save_checkpoint(directory: Path, epoch: int, model: nn.Module, optimizer: t
     return directory / f"{name}.safetensors"
 
 
-def _candidates(directory: Path) -> list[int]:
-    """Epochs with checkpoint files in ``directory``, newest first, none newer than ``last.json``'s."""
+def _candidates(directory: Path, warn: Callable[[str], None]) -> list[int]:
+    """Epochs with checkpoint files in ``directory``, newest first, none newer than ``last.json``'s. Without
+    ``last.json`` (a run killed before naming its first checkpoint) every checkpoint present is a
+    candidate; so it is when ``last.json`` is unreadable, which ``warn`` is told."""
     epochs = {int(path.name[5:9]) for path in directory.glob("epoch[0-9][0-9][0-9][0-9].*")}
+    last_json = directory / "last.json"
+    if not last_json.exists():
+        return sorted(epochs, reverse=True)
     try:
-        last = json.loads((directory / "last.json").read_text())["checkpoint"]
+        last = json.loads(last_json.read_text())["checkpoint"]
         epochs = {epoch for epoch in epochs if epoch <= int(last[5:])}
-    except (OSError, ValueError, KeyError, TypeError):
-        pass  # no readable last.json: every checkpoint present is a candidate
+    except (OSError, ValueError, KeyError, TypeError) as error:
+        warn(f"{last_json} is unreadable ({type(error).__name__}: {error}): trying every checkpoint present, "
+             "newest first")
     return sorted(epochs, reverse=True)
 
 
@@ -188,7 +199,14 @@ def _read_intact(directory: Path, epoch: int) -> tuple[dict[str, bytes], dict[st
         state = json.loads(data[f"{name}.json"])
     except ValueError:
         raise ValueError(f"corrupt ({name}.json is not valid JSON)") from None
+    missing = _STATE_KEYS - set(state) if isinstance(state, dict) else _STATE_KEYS
+    if missing:
+        raise ValueError(f"corrupt ({name}.json lacks {', '.join(sorted(missing))})")
     return data, state
+
+
+_STATE_KEYS = frozenset({"epoch", "step", "history", "optimizer_groups", "optimizer_scalars", "scheduler"})
+"""What resuming reads of a checkpoint's JSON state."""
 
 
 def _fit(model: nn.Module, weights: dict[str, torch.Tensor], path: Path) -> None:
@@ -209,7 +227,7 @@ def _load_checkpoint(directory: Path, model: nn.Module, optimizer: torch.optim.O
     from safetensors.torch import load
 
     problems: list[str] = []
-    for epoch in _candidates(directory):
+    for epoch in _candidates(directory, warn):
         name = _checkpoint_name(epoch)
         try:
             data, state = _read_intact(directory, epoch)
@@ -394,8 +412,9 @@ def _run_epoch(loop: _Loop, loader: torch.utils.data.DataLoader, epoch: int, ste
         else:
             global_size = min(batch_size, loop.dataset_size - index * batch_size)
             loss, value = _rank_weighted(loss, global_size, loop.world, loop.rank)
-        if not math.isfinite(value):
-            raise FloatingPointError(f"loss became {value} at step {step} (epoch {epoch + 1})")
+        if not math.isfinite(value):  # before the step: the weights and the checkpoints on disk stay finite
+            raise FloatingPointError(f"{loop.name}: the loss is {value} (not finite) at step {step + 1}, epoch "
+                                     f"{epoch + 1}: training stopped; the checkpoints of earlier epochs are intact")
         loop.scaler.scale(loss).backward()
         loop.scaler.step(loop.optimizer)
         loop.scaler.update()
@@ -459,7 +478,12 @@ def train(
     ``on_step(step, loss)`` is called after each optimizer step, ``log(record)``
     after each epoch with its mean loss, learning rate and seconds; ``name`` leads the progress bar's text.
     Resuming checks each checkpoint against its sha256 file and passes over a corrupt or incomplete newest
-    one, telling ``warn`` (default: a RuntimeWarning); it refuses a checkpoint of another recipe, seed or model.
+    one (or an unreadable ``last.json``), telling ``warn`` (default: a RuntimeWarning); it refuses a checkpoint
+    of another recipe, seed or model. Resuming a run that already reached its last step trains nothing and
+    returns its final checkpoint (:attr:`TrainResult.already_finished`); resuming from a folder without any
+    checkpoint trains from the start (``resumed_from_epoch`` 0). A non-finite loss stops training at once
+    (FloatingPointError naming ``name``, the epoch and the step), before that step changes the weights.
+    An empty ``dataset`` is a ValueError before any work.
 
     Inside a process group of N > 1 (:mod:`hpbench.distributed`) it trains with
     DDP on each rank's share of the global batch ``recipe.batch_size`` (see the
@@ -467,7 +491,7 @@ def train(
     """
     checkpoint_dir = Path(checkpoint_dir)
     world, rank = distributed.world_size(), distributed.rank()
-    steps_per_epoch, total_steps = _steps(len(dataset), recipe, max_steps, world)
+    steps_per_epoch, total_steps = _steps(len(dataset), recipe, max_steps, world, name)
     device_t = _rank_device(device, world)
     model.to(device_t)
     optimizer = _optimizer(model, recipe)
@@ -504,8 +528,6 @@ def train(
         undo_sync_batchnorm()
         if bar is not None:
             bar[0].stop()
-    if not history:
-        raise ValueError(f"nothing to train: the run in {checkpoint_dir} already finished; --overwrite instead of --resume to retrain")
     if checkpoint.name == "none":  # resumed a finished run
         checkpoint = checkpoint_dir / f"{_checkpoint_name(start_epoch)}.safetensors"
     return TrainResult(epochs=history[-1]["epoch"], steps=step, final_loss=history[-1]["loss"],
@@ -513,15 +535,18 @@ def train(
                        seconds=time.perf_counter() - started, warnings=tuple(said))
 
 
-def _steps(size: int, recipe: Recipe, max_steps: int | None, world: int) -> tuple[int, int]:
-    """Steps per epoch and in all over ``size`` samples; ValueError for an empty set or a global batch
-    that ``world`` processes cannot share evenly."""
+def _steps(size: int, recipe: Recipe, max_steps: int | None, world: int, name: str) -> tuple[int, int]:
+    """Steps per epoch and in all over ``size`` samples (a last batch short of ``recipe.batch_size`` is
+    trained, not dropped); ValueError for an empty set, a step limit below 1 or a global batch that
+    ``world`` processes cannot share evenly."""
     if recipe.batch_size % world:
         raise ValueError(f"batch size {recipe.batch_size} is the global batch, split over {world} processes: "
                          f"it must be a multiple of {world}")
+    if size == 0:
+        raise ValueError(f"{name}: the training set is empty (0 frames): nothing to train on")
+    if max_steps is not None and max_steps < 1:
+        raise ValueError(f"{name}: max_steps must be at least 1, got {max_steps}")
     steps_per_epoch = math.ceil(size / recipe.batch_size)
-    if steps_per_epoch == 0:
-        raise ValueError("the training set is empty")
     total = recipe.epochs * steps_per_epoch
     return steps_per_epoch, total if max_steps is None else min(max_steps, total)
 

@@ -98,12 +98,14 @@ def test_run_trains_evaluates_profiles_and_reports(synth_root, tmp_path, monkeyp
     for name in ("config.json", "environment.json", "log.jsonl", "metrics.csv", "profile.csv", "predictions.txt"):
         assert (tiny.run_dir.path / name).is_file(), name
     assert tiny.run_dir.finished and tiny.run_dir.read_config()["model"] == "tinycnn"
+    host = json.loads(tiny.run_dir.environment.read_text())["host"]  # what decides bitwise agreement
+    assert host["torch_cpu_capability"] == torch.backends.cpu.get_cpu_capability()
     assert len(tiny.run_dir.log.read_text().splitlines()) == 2
     rows = read_results(tiny.run_dir.result_files())
     mean = rows.loc[rows["metric"] == "mean_error", "value"].item()
     assert mean == pytest.approx(tiny.mean_error_mm)
     # the report's numbers are the result rows' numbers
-    table = pd.read_csv(tmp_path / "reports/synth/synth_table.csv").set_index("Method")
+    table = pd.read_csv(tmp_path / "reports/synth/synth_table.csv").set_index("Model")
     assert table.loc["tinycnn", "Mean error (mm)"] == pytest.approx(mean)
     params = rows.loc[rows["metric"] == "params", "value"].item()
     assert table.loc["tinycnn", "Params (M)"] == pytest.approx(params / 1e6)

@@ -87,7 +87,7 @@ def test_the_data_is_rendered_once_before_submission_and_shared_by_all_seeds(swe
 def test_report_shows_mean_and_std_over_seeds_of_each_model(swept):
     config, _, _ = swept
     out = config.reports_dir / "synth"
-    table = pd.read_csv(out / "synth_table.csv", keep_default_na=False).set_index("Method")
+    table = pd.read_csv(out / "synth_table.csv", keep_default_na=False).set_index("Model")
     assert sorted(table.index) == sorted(MODELS)
     markdown = (out / "synth_table.md").read_text()
     latex = (out / "synth_table.tex").read_text()
@@ -101,7 +101,8 @@ def test_report_shows_mean_and_std_over_seeds_of_each_model(swept):
         at20 = 100 * _seed_values(config, model, "success_rate_max", 20.0)
         assert table.loc[model, "SR@20mm std (%)"] == pytest.approx(at20.std(ddof=1), abs=1e-9)
         cell = f"{mean:.3f} ± {std:.3f}"
-        row = next(line for line in markdown.splitlines() if line.startswith(f"| {model} "))
+        shown = table.loc[model, "Method"]  # the display name
+        row = next(line for line in markdown.splitlines() if line.startswith(f"| {shown} "))
         assert re.search(rf"\|\s+(\*\*)?{re.escape(cell)}(\*\*)?\s+\|", row), row
         assert f"{mean:.3f} $\\pm$ {std:.3f}" in latex
     assert _seed_values(config, "tinycnn", "mean_error").std() > 0  # seeds differ: the std is a real one
@@ -154,7 +155,7 @@ def _rows(model: str, mean_mm: float, *, seed: int | None, dataset: str = "nyu")
 def test_seed_aggregation_of_hand_made_rows(tmp_path):
     rows = pd.concat([_rows("net", 10.0, seed=0), _rows("net", 30.0, seed=1), _rows("net", 50.0, seed=2),
                       _rows("single", 25.0, seed=None)], ignore_index=True)
-    table = summary_table(rows, dataset="nyu").set_index("Method")
+    table = summary_table(rows, dataset="nyu").set_index("Model")
     assert table.loc["net", "Mean error (mm)"] == 30.0 and table.loc["net", "Mean error std (mm)"] == 20.0
     assert table.loc["net", "SR@20mm (%)"] == pytest.approx(100 / 3)  # one seed of three within 20 mm
     assert table.loc["net", "SR@20mm std (%)"] == pytest.approx(np.std([100, 0, 0], ddof=1))
