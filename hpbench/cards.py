@@ -29,7 +29,6 @@ missing required key, a wrong type or an unknown choice is refused with a one-li
     schedule = { kind = "step", step_epochs = 10, gamma = 0.2 }  # or { kind = "cosine" }, { kind = "constant" }
     augment = true                       # hpbench's crop augmentation (hpbench.data.crop.Augmentation) on/off
     mixed_precision = true               # autocast + grad scaling, on GPU only
-    cube_mm = 280.0                      # optional: crop cube edge (mm); default: the dataset's
 
     [quick]                              # optional: the short schedule of `hpbench run --quick` (QuickSchedule)
     steps = 150                          # optimizer steps
@@ -142,8 +141,8 @@ Schedule = Cosine | StepDecay | Constant
 class Recipe:
     """A training recipe (``hpbench.train.Recipe``): the optimizer with its hyperparameters (peak
     learning rate, weight decay, momentum, Adam betas and eps), the learning-rate schedule, epochs,
-    the global batch (crops), hpbench's augmentation switch, mixed precision (GPU only) and the crop
-    cube edge (mm; None: the dataset's).
+    the global batch (crops), hpbench's augmentation switch and mixed precision (GPU only). The crop is
+    the protocol's (``[protocol.<dataset>]``).
 
     Hyperparameters left at their defaults are torch's; each is refused on optimizers without it.
     """
@@ -159,7 +158,6 @@ class Recipe:
     schedule: Schedule
     augment: bool
     mixed_precision: bool
-    cube_mm: Positive | None = None
 
     def __post_init__(self) -> None:
         adam = self.optimizer in ("adam", "adamw")

@@ -22,7 +22,7 @@ from hpbench.data.specs import DatasetSpec
 from hpbench.predictions import write_prediction_file
 from hpbench.scoring import Score
 
-__all__ = ["EVAL_BATCH", "crop_settings", "evaluate", "evaluate_checkpoint", "predict_crops"]
+__all__ = ["EVAL_BATCH", "crop_settings", "protocol_key", "evaluate", "evaluate_checkpoint", "predict_crops"]
 
 EVAL_BATCH = {"cpu": 4, "cuda": 64}
 """Default inference batch per device type. On a 2-core CPU large batches are slower per frame
@@ -96,11 +96,18 @@ def evaluate(
                  frames=f"{total}/{total}", reading="uvd (model output)")
 
 
-def crop_settings(card: Any):  # -> hpbench.data.cache.CropSettings
-    """Crop size (px, the card's input) and cube (mm: its recipe's ``cube_mm``, else the dataset's) of a model."""
+def protocol_key(dataset: DatasetSpec) -> str:
+    """The protocol table a dataset's runs use: its on-disk format (the synthetic sets use ICVL's)."""
+    return dataset.layout.format if dataset.layout is not None else dataset.name
+
+
+def crop_settings(name: str, dataset: DatasetSpec):  # -> hpbench.data.cache.CropSettings
+    """The crop of model ``name`` on ``dataset``: its card's protocol's (box, depth extent, input px,
+    test-frame shrink); CardError when the card has no protocol for the dataset's format."""
+    from hpbench.cards import load_protocol
     from hpbench.data.cache import CropSettings
 
-    return CropSettings(size_px=card.input_shape[-1], cube_mm=card.recipe.cube_mm)
+    return CropSettings.of(load_protocol(name, protocol_key(dataset)).crop)
 
 
 def evaluate_checkpoint(
@@ -119,7 +126,7 @@ def evaluate_checkpoint(
 
     Returns the score and the checkpoint used.
     """
-    from hpbench.cards import load_card, zoo_checkpoint
+    from hpbench.cards import zoo_checkpoint
     from hpbench.data.cache import open_crop_cache
     from hpbench.models import create_model, models
     from hpbench.train import load_checkpoint_weights
@@ -128,7 +135,7 @@ def evaluate_checkpoint(
     path = zoo_checkpoint(name, dataset.name) if checkpoint is None else Path(checkpoint)
     if not path.is_file():
         raise FileNotFoundError(f"checkpoint {path} does not exist")
-    cache = open_crop_cache(dataset, "test", crop_settings(load_card(name)), data_root=data_root,
+    cache = open_crop_cache(dataset, "test", crop_settings(name, dataset), data_root=data_root,
                             progress=progress)
     model = load_checkpoint_weights(create_model(name, num_joints=cache.joints.shape[1]), path)
     return evaluate(model, cache, dataset=dataset, method=name, predictions_path=predictions_path,

@@ -40,10 +40,10 @@ def test_every_shipped_card_loads_into_the_typed_schema(name):
 
 
 def test_the_recipes_hyperparameters_beyond_lr_are_the_cards():
-    assert load_card("a2j").recipe.weight_decay == 1e-4 and load_card("ours").recipe.cube_mm == 280.0
+    assert load_card("a2j").recipe.weight_decay == 1e-4
     handfold = load_card("handfold").recipe  # the original's Adam (betas 0.5, 0.999; eps 1e-6)
     assert (handfold.betas, handfold.eps) == ((0.5, 0.999), 1e-6)
-    assert load_card("v2v").recipe.momentum == 0.0 and load_card("v2v").recipe.cube_mm is None
+    assert load_card("v2v").recipe.momentum == 0.0
 
 
 A2J_TEXT = _zoo().joinpath("a2j.toml").read_text(encoding="utf-8")
@@ -52,11 +52,11 @@ MALFORMED = {
     "unknown key in [recipe]": (
         ("lr = 3.5e-4", "lr_ = 3.5e-4"),
         "zoo/a2j.toml: [recipe] lr_: unknown field (did you mean lr? expected one of: optimizer, lr, weight_decay, "
-        "momentum, betas, eps, batch_size, epochs, schedule, augment, mixed_precision, cube_mm)"),
+        "momentum, betas, eps, batch_size, epochs, schedule, augment, mixed_precision)"),
     "typo'd key": (
         ("batch_size = 64", "batchsize = 64"),
         "zoo/a2j.toml: [recipe] batchsize: unknown field (did you mean batch_size? expected one of: optimizer, lr, "
-        "weight_decay, momentum, betas, eps, batch_size, epochs, schedule, augment, mixed_precision, cube_mm)"),
+        "weight_decay, momentum, betas, eps, batch_size, epochs, schedule, augment, mixed_precision)"),
     "string for an integer": (
         ("steps = 20", 'steps = "5"'),
         'zoo/a2j.toml: [quick] steps: expected an integer >= 1, got the string "5"'),

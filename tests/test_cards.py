@@ -108,7 +108,7 @@ def test_the_shipped_ours_beats_the_mean_pose_floor_on_fresh_synthetic_hands(tmp
     score, used = evaluate_checkpoint("ours", None, dataset=get_dataset("synth"), data_root=root,
                                       predictions_path=tmp_path / "ours.txt")
     assert used == zoo_checkpoint("ours", "synth")
-    cache = open_crop_cache("synth", "test", crop_settings(load_card("ours")), data_root=root)
+    cache = open_crop_cache("synth", "test", crop_settings("ours", get_dataset("synth")), data_root=root)
     mean_pose = np.broadcast_to(cache.joints.mean(axis=0), cache.joints.shape)
     camera = get_dataset("synth").camera
     floor_mm = metrics.joint_errors_mm(camera.uvd_to_xyz(cache.transform.to_image(mean_pose)),

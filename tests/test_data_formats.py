@@ -38,7 +38,7 @@ def test_real_nyu_frame_decodes_crops_and_inverts(eval_dir):
     assert 600 < depth[depth < 1500].min() < 800 and np.isclose(np.median(depth), 2001)  # hand, background
 
     size = 128
-    cube = spec.cube_sizes_mm("test", 1)[0]
+    cube = spec.cube_mm
     assert cube == 280.0
     centre = center_from_depth(depth, spec.camera, cube_mm=cube, hand_range_mm=spec.hand_range_mm)
     transform = crop_transform(centre[None], cube, spec.camera, size)
@@ -79,7 +79,6 @@ def test_nyu_layout_reads_the_real_frame_and_a_mat_file(eval_dir, tmp_path):
     assert len(index) == 1
     np.testing.assert_array_equal(index.uvd[0], labels)
     assert index.load_depth(0).shape == (480, 640)
-    assert index.cube_sizes_mm().tolist() == [280.0]
 
 
 @pytest.mark.evaldata

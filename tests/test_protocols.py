@@ -200,3 +200,84 @@ def test_the_readme_protocol_table_is_the_generated_one():
     readme = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
     shown = readme.split("<!-- protocol-table -->\n")[1].split("<!-- /protocol-table -->")[0]
     assert shown == protocol_table(), "regenerate the README table with hpbench.cards.protocol_table()"
+
+
+def test_each_protocol_crops_at_its_models_input_size():
+    for name in card_names():
+        card = load_card(name)
+        for dataset in ("icvl", "nyu", "msra"):
+            try:
+                protocol = load_protocol(name, dataset)
+            except CardError:
+                continue
+            assert protocol.crop.input_px == card.input_shape[-1], (name, dataset)
+
+
+@pytest.mark.parametrize(("name", "dataset", "expected"), [
+    # (size px, lateral edge mm, depth extent mm or None, test shrink from, factor): design/protocols.md
+    ("trinet", "nyu", (128, 280.0, None, 2440, 5 / 6)),
+    ("ours-noattn", "icvl", (128, 280.0, None, None, 1.0)),
+    ("a2j", "nyu", (176, 220.0, 300.0, None, 1.0)),   # +-110 mm, depth +-150 mm
+    ("a2j", "icvl", (176, 190.0, 300.0, None, 1.0)),  # +-95 mm
+    ("v2v", "nyu", (88, 250.0, None, None, 1.0)),
+    ("v2v", "icvl", (88, 200.0, None, None, 1.0)),
+])
+def test_crop_settings_follow_the_protocol(name, dataset, expected):
+    from hpbench.data.specs import get_dataset
+    from hpbench.evaluate import crop_settings
+
+    crop = crop_settings(name, get_dataset(dataset))
+    got = (crop.size_px, crop.cube_mm, crop.depth_mm, crop.test_shrink_from, crop.test_shrink)
+    assert got[:4] == expected[:4] and got[4] == pytest.approx(expected[4], rel=1e-12)
+    boxes = crop.boxes_mm("test", 2442, 280.0)
+    assert boxes[0].tolist() == [expected[1], expected[2] or expected[1]]
+    shrunk = expected[4] if expected[3] is not None and expected[3] <= 2441 else 1.0
+    assert boxes[-1] == pytest.approx(boxes[0] * shrunk)
+    assert crop.boxes_mm("train", 3000, 280.0)[-1].tolist() == boxes[0].tolist()  # never in training
+
+
+@pytest.mark.evaldata
+@pytest.mark.parametrize("name", ["trinet", "ours", "a2j", "v2v", "handfold"])
+def test_the_real_nyu_frame_under_each_protocol_holds_every_joint(eval_dir, name):
+    """Line 1 of TriHorn-Net's refined NYU test centres crops the real frame 1 so that all 14 labelled
+    joints fall inside, and the inverse transform gives the labels back (1 px / 1 mm); in V2V's voxel
+    grid each joint lies in the occupied region (within 2 voxels laterally, at or behind the surface)."""
+    import numpy as np
+    import torch
+
+    from hpbench.data.centers import read_center_file
+    from hpbench.data.crop import crop_depth, crop_transform
+    from hpbench.data.formats import load_png_rgb
+    from hpbench.data.specs import get_dataset
+    from hpbench.evaluate import crop_settings
+
+    spec = get_dataset("nyu")
+    depth = load_png_rgb(eval_dir / "frames/nyu/depth_1_0000001.png", spec.camera)
+    with open(eval_dir / "groundtruth/nyu/nyu_test_groundtruth_label.txt") as handle:
+        labels = np.array(handle.readline().split(), dtype=np.float64).reshape(14, 3)
+    centres, valid = read_center_file(eval_dir / "centers/nyu/center_test_refined.txt", spec.camera, coords="uvd")
+    assert valid[0] and centres[0].tolist() == pytest.approx([217.1, 249.9, 762.0], abs=0.05)
+    crop = crop_settings(name, spec)
+    box = crop.boxes_mm("test", 1, spec.cube_mm)[0]
+    transform = crop_transform(centres[:1], box[0], spec.camera, crop.size_px, depth_mm=box[1])
+    joints = transform.to_crop(labels[None])[0]  # (14, 3): u, v crop px; d normalized
+    inside = (joints[:, :2] >= -0.5).all(1) & (joints[:, :2] <= crop.size_px - 0.5).all(1) & (abs(joints[:, 2]) < 1)
+    assert inside.all(), (name, joints[~inside])
+    back = transform.to_image(joints[None])[0]
+    assert np.abs(back[:, :2] - labels[:, :2]).max() < 1.0 and np.abs(back[:, 2] - labels[:, 2]).max() < 1.0
+    if name == "v2v":
+        from hpbench.models.v2v import voxelize
+
+        image = crop_depth(depth[None], transform)[0]
+        grid = 88
+        occupied = voxelize(torch.from_numpy(image[None, None]).float(), grid)[0, 0].numpy()  # (z, y, x)
+        cells = np.argwhere(occupied > 0)
+        assert len(cells) > 100
+        voxel = np.stack([(joints[:, 2] + 1) * grid / 2, (joints[:, 1] + 0.5) * grid / crop.size_px,
+                          (joints[:, 0] + 0.5) * grid / crop.size_px], axis=1)
+        # Joints lie inside the hand, under its visible surface (the palm about 23 mm, 8 voxels, behind it), so
+        # "inside the occupied region" means: an occupied voxel within 2 voxels of the joint laterally whose
+        # surface is in front of the joint or at most 2 voxels behind it.
+        lateral = np.abs(cells[None, :, 1:] + 0.5 - voxel[:, None, 1:]).max(-1) <= 2.0
+        not_behind = cells[None, :, 0] + 0.5 <= voxel[:, None, 0] + 2.0
+        assert (lateral & not_behind).any(1).all(), voxel

@@ -14,6 +14,7 @@ import hpbench
 from hpbench.cards import Constant, Cosine, StepDecay, load_card
 from hpbench.data.cache import CropDataset, open_crop_cache
 from hpbench.data.crop import Augmentation
+from hpbench.data.specs import get_dataset
 from hpbench.data.synth import ensure_synthetic
 from hpbench.evaluate import crop_settings
 from hpbench.train import _optimizer, _scheduler, train, with_overrides
@@ -51,7 +52,8 @@ def _lr_after(schedule, lr: float) -> float:
 def test_every_model_trains_two_steps_on_its_full_card_recipe(name, synth_root, tmp_path, one_thread):
     card = load_card(name)
     recipe = with_overrides(card.recipe, batch_size=1)
-    cache = open_crop_cache("synth", "train", crop_settings(card), data_root=synth_root, cache_dir=tmp_path / "cache")
+    crop = crop_settings(card.name, get_dataset("synth"))
+    cache = open_crop_cache("synth", "train", crop, data_root=synth_root, cache_dir=tmp_path / "cache")
     dataset = CropDataset(cache, augmentation=Augmentation() if recipe.augment else None, seed=0)
     torch.manual_seed(0)
     model = hpbench.create_model(name, num_joints=cache.joints.shape[1])

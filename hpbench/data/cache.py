@@ -43,6 +43,7 @@ from hpbench.data.crop import (
 from hpbench.data.formats import DatasetError, FrameIndex
 from hpbench.data.specs import DatasetSpec, get_dataset
 from hpbench.files import exclusive
+from hpbench.protocol import BoxCrop, Crop, CubeCrop, VoxelGrid
 
 __all__ = [
     "CACHE_DIR_ENV",
@@ -55,7 +56,7 @@ __all__ = [
 ]
 
 CACHE_DIR_ENV = "HPBENCH_CACHE_DIR"
-_VERSION = 1  # bump when crops change for the same inputs
+_VERSION = 2  # bump when crops change for the same inputs (2: per-axis boxes in the key)
 
 # How each frame's centre was obtained (``CropCache.center_source``).
 CENTER_GIVEN, CENTER_FILE, CENTER_DEPTH, CENTER_LABELS = 0, 1, 2, 3
@@ -63,10 +64,41 @@ CENTER_GIVEN, CENTER_FILE, CENTER_DEPTH, CENTER_LABELS = 0, 1, 2, 3
 
 @dataclass(frozen=True)
 class CropSettings:
-    """Crop size S (px) and cube edge (mm; None: the dataset's, with its per-range overrides)."""
+    """Crop size S (px); the box's lateral edge ``cube_mm`` (None: the dataset's) and depth extent
+    ``depth_mm`` (None: the lateral edge) in mm; test frames from 0-based index ``test_shrink_from`` on
+    are cropped with a box x ``test_shrink`` (TriHorn-Net's NYU protocol)."""
 
     size_px: int = 128
     cube_mm: float | None = None
+    depth_mm: float | None = None
+    test_shrink_from: int | None = None
+    test_shrink: float = 1.0
+
+    @classmethod
+    def of(cls, crop: Crop) -> CropSettings:
+        """The settings of a protocol's crop (hpbench.protocol): cube and box edges, voxel cube; a point
+        cloud is sampled from a crop of the dataset's cube."""
+        if isinstance(crop, CubeCrop):
+            x, y, z = crop.size_mm
+            if x != y:
+                raise ValueError(f"crops are square: x {x:g} mm != y {y:g} mm")
+            return cls(crop.input_px, x, None if z == x else z, crop.test_shrink_from, crop.test_shrink)
+        if isinstance(crop, BoxCrop):
+            x, y = crop.half_mm
+            if x != y:
+                raise ValueError(f"crops are square: +-{x:g} mm != +-{y:g} mm")
+            return cls(crop.input_px, 2 * x, 2 * crop.depth_half_mm)
+        if isinstance(crop, VoxelGrid):
+            return cls(crop.input_px, crop.cube_mm)
+        return cls(crop.input_px)
+
+    def boxes_mm(self, split: str, num_frames: int, default_cube_mm: float) -> np.ndarray:
+        """(num_frames, 2) lateral edge and depth extent per frame of ``split`` (mm)."""
+        cube = self.cube_mm if self.cube_mm is not None else default_cube_mm
+        boxes = np.tile([cube, self.depth_mm if self.depth_mm is not None else cube], (num_frames, 1)).astype(float)
+        if split == "test" and self.test_shrink_from is not None:
+            boxes[self.test_shrink_from:] *= self.test_shrink
+        return boxes
 
 
 @dataclass(frozen=True)
@@ -207,7 +239,7 @@ def _init_worker(index: FrameIndex) -> None:
     _WORKER_INDEX[:] = [index]
 
 
-def _crop_slice(index: FrameIndex | None, path: str, start: int, stop: int, centres: np.ndarray, cubes: np.ndarray,
+def _crop_slice(index: FrameIndex | None, path: str, start: int, stop: int, centres: np.ndarray, boxes: np.ndarray,
                 size: int) -> tuple[np.ndarray, np.ndarray]:
     """Decode, centre and crop frames [start, stop) into the memory map at ``path``.
 
@@ -222,12 +254,12 @@ def _crop_slice(index: FrameIndex | None, path: str, start: int, stop: int, cent
     for row, frame in enumerate(range(start, stop)):
         depth = index.load_depth(frame)
         if not np.isfinite(out[row]).all():
-            out[row] = center_from_depth(depth, spec.camera, cube_mm=float(cubes[row]),
+            out[row] = center_from_depth(depth, spec.camera, cube_mm=float(boxes[row, 0]),
                                          hand_range_mm=spec.hand_range_mm)
         if not np.isfinite(out[row]).all():  # nothing in range: fall back to the labels, flagged
             out[row] = np.append(index.uvd[frame, :, :2].mean(0), index.uvd[frame, :, 2].mean())
             from_labels[row] = True
-        transform = crop_transform(out[row][None], cubes[row], spec.camera, size)
+        transform = crop_transform(out[row][None], boxes[row, 0], spec.camera, size, depth_mm=boxes[row, 1])
         crops[frame] = crop_depth(depth[None], transform)[0].astype(np.float16)
     crops.flush()
     return out, from_labels
@@ -249,11 +281,11 @@ def build_crop_cache(
     ``cache_dir`` defaults to ``$HPBENCH_CACHE_DIR`` or ``~/.cache/hpbench/crops``.
     """
     spec, size = index.spec, settings.size_px
-    cubes = index.cube_sizes_mm(settings.cube_mm)
+    boxes = settings.boxes_mm(index.split, len(index), spec.cube_mm)
     known, source = _centres_requested(index, centers)
     stamps = np.array([(stat.st_size, stat.st_mtime_ns) for stat in map(os.stat, index.files)], dtype=np.int64)
     key = _digest(_VERSION, spec.name, index.split, str(index.root.resolve()), [str(f) for f in index.files],
-                  stamps, index.uvd, cubes, size, np.nan_to_num(known, nan=-1.0), source, spec.hand_range_mm)
+                  stamps, index.uvd, boxes, size, np.nan_to_num(known, nan=-1.0), source, spec.hand_range_mm)
     folder = Path(cache_dir) if cache_dir is not None else _default_cache_dir()
     path = folder / f"{spec.name}-{index.split}-s{size}-{key}.npy"
     cache = _open_whole(path)
@@ -266,7 +298,7 @@ def build_crop_cache(
             return cache
         for stale in folder.glob(f"{path.stem}.partial-*"):  # left by killed builds (we hold the lock)
             stale.unlink(missing_ok=True)
-        return _build(index, path, known, source, cubes, size, key, workers, progress)
+        return _build(index, path, known, source, boxes, size, key, workers, progress)
 
 
 def _open_whole(path: Path, *, remove_damaged: bool = False) -> CropCache | None:
@@ -284,7 +316,7 @@ def _open_whole(path: Path, *, remove_damaged: bool = False) -> CropCache | None
         return None
 
 
-def _build(index: FrameIndex, path: Path, known: np.ndarray, source: np.ndarray, cubes: np.ndarray, size: int,
+def _build(index: FrameIndex, path: Path, known: np.ndarray, source: np.ndarray, boxes: np.ndarray, size: int,
            key: str, workers: int | None, progress: bool) -> CropCache:
     """Crop every frame into ``<stem>.partial-<pid>.npy``, then rename the crops and (last, as the
     completion marker) their ``.npz`` into place."""
@@ -306,19 +338,19 @@ def _build(index: FrameIndex, path: Path, known: np.ndarray, source: np.ndarray,
         if workers == 1:
             for start, stop in slices:
                 centres[start:stop], from_labels[start:stop] = _crop_slice(
-                    index, str(partial), start, stop, known[start:stop], cubes[start:stop], size)
+                    index, str(partial), start, stop, known[start:stop], boxes[start:stop], size)
                 bar.advance(task, stop - start)
         else:
             with ProcessPoolExecutor(max_workers=workers, mp_context=get_context("spawn"),
                                      initializer=_init_worker, initargs=(index,)) as pool:
                 futures = {pool.submit(_crop_slice, None, str(partial), start, stop, known[start:stop],
-                                       cubes[start:stop], size): (start, stop) for start, stop in slices}
+                                       boxes[start:stop], size): (start, stop) for start, stop in slices}
                 for future in as_completed(futures):
                     start, stop = futures[future]
                     centres[start:stop], from_labels[start:stop] = future.result()
                     bar.advance(task, stop - start)
     source = np.where(from_labels, CENTER_LABELS, source)
-    transform = crop_transform(centres, cubes, spec.camera, size)
+    transform = crop_transform(centres, boxes[:, 0], spec.camera, size, depth_mm=boxes[:, 1])
     info = {"dataset": spec.name, "split": index.split, "size_px": size, "version": _VERSION,
             "root": str(index.root), "key": key}
     meta_partial = partial.with_suffix(".npz")

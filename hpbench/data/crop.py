@@ -119,12 +119,14 @@ def crop_transform(
     *,
     rotation_rad: float | np.ndarray = 0.0,
     scale: float | np.ndarray = 1.0,
+    depth_mm: float | np.ndarray | None = None,
 ) -> CropTransform:
     """The crop of a ``cube_mm`` cube around ``center_uvd`` (..., 3), S = ``size_px``.
 
     ``rotation_rad`` turns the crop window about the centre, counter-clockwise in
     the displayed image (rows down), so its content appears turned clockwise;
-    ``scale`` multiplies the cube (field of view and depth range).
+    ``scale`` multiplies the cube (field of view and depth range); ``depth_mm``: the
+    box's depth extent when it differs from its lateral edge (A2J: 220 mm wide, 300 mm deep).
     """
     center = np.asarray(center_uvd, dtype=np.float64)
     batch = center.shape[:-1]
@@ -138,7 +140,8 @@ def crop_transform(
     middle = (size_px - 1) / 2.0
     offset = center[..., :2] - linear @ np.array([middle, middle])
     matrix = np.concatenate([linear, offset[..., None]], axis=-1)
-    return CropTransform(matrix, center.copy(), cube / 2.0, size_px)
+    depth = cube if depth_mm is None else np.broadcast_to(np.asarray(depth_mm, dtype=np.float64) * scale, batch)
+    return CropTransform(matrix, center.copy(), depth / 2.0, size_px)
 
 
 def normalize_depth(depth_mm: np.ndarray, center_d_mm: np.ndarray, depth_half_mm: np.ndarray) -> np.ndarray:

@@ -536,10 +536,6 @@ class FrameIndex:
         """(N, J, 3) world mm in the dataset's axis convention (see Camera)."""
         return self.spec.camera.uvd_to_xyz(self.labels.uvd)
 
-    def cube_sizes_mm(self, cube_mm: float | None = None) -> np.ndarray:
-        """(N,) crop cube edge per frame (the spec's per-range cubes)."""
-        return self.spec.cube_sizes_mm(self.split, len(self), cube_mm)
-
     def where(self, index: int) -> str:
         """``label_file:line`` of frame ``index``, for messages."""
         source = self.labels.sources[int(self.labels.source_index[index])]

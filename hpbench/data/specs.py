@@ -11,12 +11,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import numpy as np
 
 from hpbench.data.camera import Camera
 from hpbench.registry import Registry
 
-__all__ = ["CubeOverride", "DatasetSpec", "FrameRange", "Layout", "SplitLayout", "datasets", "get_dataset"]
+__all__ = ["DatasetSpec", "FrameRange", "Layout", "SplitLayout", "datasets", "get_dataset"]
 
 
 @dataclass(frozen=True)
@@ -65,15 +64,6 @@ class Layout:
 
 
 @dataclass(frozen=True)
-class CubeOverride:
-    """From frame ``start`` (0-based, label order) of ``split`` on, crop with a ``cube_mm`` cube."""
-
-    split: str
-    start: int
-    cube_mm: float
-
-
-@dataclass(frozen=True)
 class DatasetSpec:
     """One benchmark: its sensor, joint list, public test labels and on-disk layout.
 
@@ -83,8 +73,8 @@ class DatasetSpec:
     Fields used by the readers, cropping and the synthetic renderer:
     ``layout``: the on-disk format and splits; ``root_env``: environment variable
     naming the dataset root; ``cube_mm``: edge of the 3D crop cube around the hand
-    centre; ``cube_overrides``: other cubes for blocks of frames (NYU's second test
-    subject); ``source_joint_indices``: for each joint, its 0-based index in the
+    centre where a protocol gives none (protocols may shrink it for blocks of frames:
+    ``hpbench.data.cache.CropSettings``); ``source_joint_indices``: for each joint, its 0-based index in the
     label files when these hold more joints (NYU: 14 of 36); ``hand_range_mm``:
     depth range in which the hand is searched (centre of mass); ``no_reading_mm``:
     what the format stores where the sensor saw nothing within range (the
@@ -109,7 +99,6 @@ class DatasetSpec:
     layout: Layout | None = None
     root_env: str | None = None
     cube_mm: float = 280.0
-    cube_overrides: tuple[CubeOverride, ...] = ()
     source_joint_indices: tuple[int, ...] | None = None
     hand_range_mm: tuple[float, float] = (10.0, 1500.0)
     typical_hand_depth_mm: tuple[float, float] = (250.0, 800.0)
@@ -122,16 +111,6 @@ class DatasetSpec:
     @property
     def num_joints(self) -> int:
         return len(self.joint_names)
-
-    def cube_sizes_mm(self, split: str, num_frames: int, cube_mm: float | None = None) -> np.ndarray:
-        """(num_frames,) cube edge per frame of ``split`` in mm: ``cube_mm`` (default the
-        spec's) with this spec's overrides, scaled by the same ratio when ``cube_mm`` is given."""
-        base = self.cube_mm if cube_mm is None else float(cube_mm)
-        cubes = np.full(num_frames, base, dtype=np.float64)
-        for override in self.cube_overrides:
-            if override.split == split:
-                cubes[override.start:] = override.cube_mm * base / self.cube_mm
-        return cubes
 
 
 def _fingers(parts: tuple[str, ...], fingers: tuple[str, ...]) -> tuple[str, ...]:
@@ -227,9 +206,6 @@ NYU = datasets.add(
         layout=NYU_LAYOUT,
         root_env="HPBENCH_NYU_ROOT",
         cube_mm=280.0,
-        # The second test subject (frames 2440 on) has a smaller hand: 300 -> 250 in
-        # DeepPrior++, 280 -> 233.3 for TriHorn-Net and ours (same 5/6 ratio).
-        cube_overrides=(CubeOverride("test", 2440, 233.3),),
         source_joint_indices=(0, 3, 6, 9, 12, 15, 18, 21, 24, 25, 27, 30, 31, 32),
         hand_range_mm=(10.0, 1500.0),
         typical_hand_depth_mm=(600.0, 1000.0),
