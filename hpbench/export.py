@@ -23,7 +23,6 @@ import importlib
 import io
 import os
 import re
-import tempfile
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -34,6 +33,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from hpbench.files import atomic_write
 from hpbench.latency import Latency, environment, measure_latency, time_step, to_latency
 
 __all__ = [
@@ -136,10 +136,8 @@ def export_onnx(
         ops = _unsupported_ops(str(error))
         which = f"unsupported operator(s) {', '.join(ops)}" if ops else _first_line(error)
         raise OnnxExportError(f"{type(model).__name__} cannot be exported to ONNX (opset {opset}): {which}") from error
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=".onnx.tmp")
-    os.close(handle)
-    try:
+
+    def save_checked(temporary: str) -> None:
         program.save(temporary, external_data=False)
         proto = onnx.load(temporary)
         onnx.checker.check_model(proto, full_check=True)
@@ -148,10 +146,8 @@ def export_onnx(
             if not batch_dim.dim_param:
                 raise OnnxExportError(f"{type(model).__name__}: the exported graph fixes the batch to "
                                       f"{batch_dim.dim_value}; export with dynamic_batch=False")
-        os.replace(temporary, path)
-    finally:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(temporary)
+
+    atomic_write(path, save_checked)  # an earlier file stays whole; errors name ``path``
     return path
 
 

@@ -10,7 +10,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import NoReturn
 
-__all__ = ["atomic_write", "exclusive", "file_mode"]
+__all__ = ["atomic_write", "atomic_write_text", "exclusive", "file_mode"]
 
 
 def file_mode() -> int:
@@ -45,6 +45,11 @@ def atomic_write(path: str | os.PathLike[str], write: Callable[[str], None]) -> 
         if os.path.exists(temporary):
             os.remove(temporary)
     return path
+
+
+def atomic_write_text(path: str | os.PathLike[str], text: str) -> Path:
+    """:func:`atomic_write` of ``text`` (UTF-8)."""
+    return atomic_write(path, lambda temporary: Path(temporary).write_text(text, encoding="utf-8"))
 
 
 def _raise_naming(error: OSError, path: Path) -> NoReturn:

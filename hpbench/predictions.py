@@ -17,6 +17,7 @@ from typing import Literal
 
 import numpy as np
 
+from hpbench.files import atomic_write_text
 from hpbench.jointtable import TableFileError, _is_number, read_joint_table
 
 __all__ = [
@@ -107,6 +108,4 @@ def write_prediction_file(
     body = [" ".join(f"{value:.6f}" for value in row) for row in flat]
     if names is not None:
         body = [f"{name}\t{line}" for name, line in zip(names, body, strict=True)]
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text("".join(line + "\n" for line in body))
-    return path
+    return atomic_write_text(path, "".join(line + "\n" for line in body))

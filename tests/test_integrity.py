@@ -236,3 +236,40 @@ def test_the_cli_says_a_refusal_in_one_line(run_dir, synth_root, tmp_path):
     assert "traceback" not in refused.output and not run_dir.error.exists()
     both = CliRunner().invoke(app, [*common, "--resume", "--overwrite"])
     assert both.exit_code == 2 and "give one of them" in both.output
+
+
+def test_prediction_files_reports_and_figures_are_written_whole_or_not_at_all(tmp_path, monkeypatch):
+    """A full disk while rewriting a prediction file, a report table or a figure names the file and leaves
+    the earlier one whole (each goes through hpbench.files.atomic_write)."""
+    import errno
+    import os
+
+    import numpy as np
+    import pandas as pd
+
+    from hpbench.predictions import write_prediction_file
+    from hpbench.report import write_report
+    from hpbench.report.figures import save_figure
+
+    path = write_prediction_file(tmp_path / "p.txt", np.ones((2, 1, 3)))
+    before = path.read_bytes()
+    real_replace = os.replace
+
+    def full_disk(source, target, *args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(os, "replace", full_disk)
+    with pytest.raises(OSError, match=r"No space left on device: '.*p\.txt'"):
+        write_prediction_file(path, np.zeros((2, 1, 3)))
+    assert path.read_bytes() == before and sorted(p.name for p in tmp_path.iterdir()) == ["p.txt"]
+    from hpbench.results import make_rows
+
+    rows = make_rows([{"metric": "mean_error", "value": 1.0, "unit": "mm"}], model="m", dataset="nyu", split="test")
+    with pytest.raises(OSError, match="nyu_"):
+        write_report(rows, tmp_path / "report", formats=("markdown",), figures=False)
+    import matplotlib.figure
+
+    with pytest.raises(OSError, match=r"fig\.pdf"):
+        save_figure(matplotlib.figure.Figure(), tmp_path / "fig")
+    monkeypatch.setattr(os, "replace", real_replace)
+    assert not [p for p in tmp_path.rglob("*.tmp")]

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
+from hpbench.files import atomic_write_text
 from hpbench.report.latex import summary_document
 from hpbench.report.names import card_of
 from hpbench.report.tables import latex_table, markdown_table, summary_table, table_notes
@@ -87,14 +88,14 @@ def _write_table(stem: Path, table: pd.DataFrame, formats: Sequence[str], *, dat
     for name in dict.fromkeys(formats):
         path = stem.with_name(stem.name + _SUFFIXES[name])
         if name == "csv":
-            table.to_csv(path, index=False, lineterminator="\n")
+            atomic_write_text(path, table.to_csv(index=False, lineterminator="\n"))
         elif name == "latex":
-            path.write_text(latex_table(table, dataset=dataset, notes=notes, best=best), encoding="utf-8")
+            atomic_write_text(path, latex_table(table, dataset=dataset, notes=notes, best=best))
             standalone = stem.with_name(stem.name + "_standalone.tex")
-            standalone.write_text(document(), encoding="utf-8")
+            atomic_write_text(standalone, document())
             written.append(standalone)
         else:
-            path.write_text(markdown_table(table, notes=notes, best=best), encoding="utf-8")
+            atomic_write_text(path, markdown_table(table, notes=notes, best=best))
         written.append(path)
     return written
 
@@ -154,7 +155,7 @@ def _write_figures(results: pd.DataFrame, out_dir: Path, dataset: str, *, order:
     if np.isfinite(points["thop MACs (G)"].to_numpy(dtype=float)).any():
         stem = out_dir / f"{dataset}_cost"
         written += figures.save_figure(cost_figure(points.reset_index(drop=True), dataset=dataset), stem)
-        points.to_csv(stem.with_suffix(".csv"), index=False, lineterminator="\n")
+        atomic_write_text(stem.with_suffix(".csv"), points.to_csv(index=False, lineterminator="\n"))
         written.append(stem.with_suffix(".csv"))
     return written
 
@@ -200,7 +201,7 @@ def report_files(
     written = write_report(results, out_dir, formats=formats, figures=figures, paper=paper, methods=methods)
     if refused:
         path = Path(out_dir) / "refused.txt"
-        path.write_text("".join(reason + "\n" for reason in refused), encoding="utf-8")
+        atomic_write_text(path, "".join(reason + "\n" for reason in refused))
         written.append(path)
     tables = {name: summary_table(results, dataset=name) for name in sorted({n for n in results["dataset"] if n})}
     return Report(tables=tables, refused=tuple(refused), written=tuple(written))

@@ -239,13 +239,13 @@ def save_figure(figure: Figure, stem: Path) -> list[Path]:
     figure's layout engine is removed), so the PNG costs one draw instead of two.
     """
     from hpbench import __version__
+    from hpbench.files import atomic_write
 
     paths = [stem.with_suffix(".pdf"), stem.with_suffix(".png")]
+    pdf_metadata = {"Creator": f"hpbench {__version__}", "Producer": None, "CreationDate": None, "ModDate": None}
     with _style_context():
-        figure.savefig(
-            paths[0], format="pdf",
-            metadata={"Creator": f"hpbench {__version__}", "Producer": None, "CreationDate": None, "ModDate": None},
-        )
+        atomic_write(paths[0], lambda temporary: figure.savefig(temporary, format="pdf", metadata=pdf_metadata))
         figure.set_layout_engine("none")
-        figure.savefig(paths[1], format="png", dpi=PNG_DPI, metadata={"Software": None})
+        atomic_write(paths[1], lambda temporary: figure.savefig(temporary, format="png", dpi=PNG_DPI,
+                                                                 metadata={"Software": None}))
     return paths
