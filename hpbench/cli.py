@@ -14,20 +14,20 @@ from typing import Annotated
 import typer
 
 from hpbench._console import OneLineOSErrors, console as _console, fail as _fail, print_refused
+from hpbench.cli_data import register_data_commands
 from hpbench.cli_options import (
     AtolOption, BatchOption, BatchSizeOption, CheckOption, CompileOption, CoordsChoice, CoordsOption, CpusOption,
-    CropSizeOption, DataRootOption, DataSeedOption, DatasetOption, DatasetsOption, DeviceChoice, DeviceOption,
-    DynamicBatchOption, EpochsOption, EvalDirOption, ExecutorChoice, ExecutorOption, ExportCheckpointOption,
-    ExportFormat, ExportFormatOption, ExportOutOption, FiguresOption, FilesArgument, FloorOption, ForceOption,
-    FormatsOption, FramesOption, FromLabelsOption, FvcoreOption, GpusOption, JobThreadsOption, JointOrderOption,
-    JointsDatasetOption, LabelsOption, LatencyOption, LatencyThreadsOption, LogDirOption, MaxParallelOption,
-    MaxStepsOption, MinTimeOption, ModelOption, ModelOrPatternArgument, ModelsOption, NamesOption, OnnxruntimeOption,
-    OpsetOption, OverwriteOption, PartitionOption, ProfileDeviceOption, ProfileOutOption, QuickOption, ReferenceOption,
-    RenderFramesOption, ReportOutOption, ReportPathsArgument, ReportsOption, ResultsOption, ResumeOption, RoundsOption,
-    RunProfileOption, SaveOption, ScoredCheckpointOption, ScoredDataRootOption, ScoredDeviceOption, ScoredModelOption,
-    SeedOption, SeedsOption, SweepDataRootOption, SynthDatasetOption, SynthFramesOption, SynthOutOption,
-    SynthSeedOption, SynthTestFramesOption, TestFramesOption, ThreadsOption, ThroughputBatchOption,
-    ThroughputDatasetOption, TimeoutOption, TrainDatasetOption, WorkersOption, YAxisChoice, YAxisOption, parse_dataset,
+    DataRootOption, DataSeedOption, DatasetOption, DatasetsOption, DeviceChoice, DeviceOption, DynamicBatchOption,
+    EpochsOption, EvalDirOption, ExecutorChoice, ExecutorOption, ExportCheckpointOption, ExportFormat,
+    ExportFormatOption, ExportOutOption, FiguresOption, FilesArgument, FloorOption, ForceOption, FormatsOption,
+    FramesOption, FvcoreOption, GpusOption, JobThreadsOption, JointOrderOption, JointsDatasetOption, LabelsOption,
+    LatencyOption, LatencyThreadsOption, LogDirOption, MaxParallelOption, MaxStepsOption, MethodsOption,
+    MinTimeOption, ModelOption, ModelOrPatternArgument, ModelsOption, NamesOption, OnnxruntimeOption, OpsetOption,
+    OverwriteOption, PaperOption, PartitionOption, ProfileDeviceOption, ProfileOutOption, QuickOption,
+    ReferenceOption, ReportOutOption, ReportPathsArgument, ReportsOption, ResultsOption, ResumeOption, RoundsOption,
+    RunProfileOption, SaveOption, ScoredCheckpointOption, ScoredDataRootOption, ScoredDeviceOption,
+    ScoredModelOption, SeedOption, SeedsOption, SweepDataRootOption, SynthFramesOption, TestFramesOption,
+    ThreadsOption, ThroughputBatchOption, TimeoutOption, TrainDatasetOption, YAxisChoice, YAxisOption, parse_dataset,
     parse_list, parse_model, parse_models, parse_seeds, read_options, run_settings
 )
 
@@ -120,6 +120,8 @@ def report_command(
     out: ReportOutOption = Path("reports"),
     formats: FormatsOption = "latex,markdown,csv",
     figures: FiguresOption = True,
+    paper: PaperOption = False,
+    methods: MethodsOption = None,
     dataset: DatasetOption = None,
     coords: CoordsOption = CoordsChoice.auto,
     y_axis: YAxisOption = YAxisChoice.dataset,
@@ -133,7 +135,8 @@ def report_command(
     from hpbench.report import report_files
 
     try:
-        report = report_files(paths, out, formats=parse_list(formats, "--format"), figures=figures, dataset=dataset,
+        report = report_files(paths, out, formats=parse_list(formats, "--format"), figures=figures, paper=paper,
+                              methods=parse_list(methods, "--methods") if methods else None, dataset=dataset,
                               options=read_options(coords, y_axis, joint_order, frames, check), eval_dir=eval_dir,
                               progress=True)
     except (FileNotFoundError, ValueError) as error:
@@ -175,46 +178,7 @@ def profile_command(
     show_profile(report)
 
 
-@app.command("synth", short_help="Render a synthetic hand dataset (ICVL or NYU format).")
-def synth_command(
-    out: SynthOutOption,
-    dataset: SynthDatasetOption = "icvl",
-    frames: RenderFramesOption = 2000,
-    test_frames: SynthTestFramesOption = None,
-    seed: SynthSeedOption = 0,
-    from_labels: FromLabelsOption = None,
-    workers: WorkersOption = None,
-) -> None:
-    """Render a synthetic hand dataset in the real ICVL or NYU on-disk format."""
-    from hpbench.data.formats import DatasetError
-    from hpbench.data.synth import synthesize
-    from hpbench.registry import UnknownNameError
-
-    try:
-        summary = synthesize(dataset, out, frames=frames, test_frames=test_frames, seed=seed,
-                             from_labels=from_labels, workers=workers, progress=True)
-    except (DatasetError, FileExistsError, UnknownNameError, ValueError) as error:
-        _fail(str(error))
-    _console().print(summary.describe())
-
-
-@app.command("throughput", short_help="Measure the data pipeline's rates.")
-def throughput_command(
-    dataset: ThroughputDatasetOption = "synth",
-    frames: RenderFramesOption = 2000,
-    workers: WorkersOption = None,
-    size: CropSizeOption = 128,
-) -> None:
-    """Measure the data pipeline: rendered frames/s, crop caching frames/s, augmented crops/s into a DataLoader."""
-    from hpbench._render import show_throughput
-    from hpbench.data.formats import DatasetError
-    from hpbench.data.throughput import measure_throughput
-    from hpbench.registry import UnknownNameError
-
-    try:
-        show_throughput(measure_throughput(dataset, frames=frames, workers=workers, size_px=size))
-    except (DatasetError, UnknownNameError, ValueError) as error:
-        _fail(str(error))
+register_data_commands(app)  # synth, throughput: hpbench/cli_data.py
 
 
 @app.command("run", short_help="Train, evaluate, profile and report models on a dataset.")

@@ -131,6 +131,11 @@ ReportPathsArgument = Annotated[list[Path], typer.Argument(
 ReportOutOption = Annotated[Path, typer.Option("--out", "-o", help="Output folder.")]
 FormatsOption = Annotated[str, typer.Option("--format", help="Comma-separated: latex, markdown, csv.")]
 FiguresOption = Annotated[bool, typer.Option("--figures/--no-figures", help="Write curve and bar figures.")]
+PaperOption = Annotated[bool, typer.Option("--paper", help="Also the seed paper's Table 1/2 layout, quoted next to "
+                                                          "measured, with footnotes where its figures are wrong.")]
+MethodsOption = Annotated[str | None, typer.Option(
+    "--methods", help="Comma-separated methods the figures show (registry, file or display names); "
+                      "default: this library's models, then the best, 8 in all. Tables show every method.")]
 
 # profile
 ProfileDeviceOption = Annotated[DeviceChoice, typer.Option(help="cpu, cuda, or auto (cpu and cuda when present).")]

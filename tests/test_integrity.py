@@ -245,7 +245,6 @@ def test_prediction_files_reports_and_figures_are_written_whole_or_not_at_all(tm
     import os
 
     import numpy as np
-    import pandas as pd
 
     from hpbench.predictions import write_prediction_file
     from hpbench.report import write_report

@@ -200,3 +200,24 @@ def test_write_report_writes_cost_files_and_limits_figure_methods(tmp_path):
         figure_methods(table, methods=["nope"])
     written = {path.name for path in write_report(rows_of(errors), tmp_path, formats=("csv",))}
     assert {"nyu_cost.pdf", "nyu_cost.png", "nyu_cost.csv"} <= written
+
+
+def test_report_cli_writes_the_paper_layout_and_limits_figures_to_named_methods(tmp_path):
+    """`hpbench report --paper --methods A,B`: the paper table files exist, and an unknown method is one line."""
+    from typer.testing import CliRunner
+
+    from hpbench.cli import app
+    from hpbench.results import make_rows, write_results
+
+    rows = [make_rows([{"metric": "mean_error", "value": value, "unit": "mm"}], model=model, dataset="nyu",
+                      split="test") for model, value in [("ours", 9.0), ("trinet", 8.0), ("meanpose", 30.0)]]
+    import pandas as pd
+
+    source = write_results(pd.concat(rows, ignore_index=True), tmp_path / "rows.csv")
+    result = CliRunner().invoke(app, ["report", str(source), "--out", str(tmp_path / "out"), "--paper",
+                                      "--methods", "ours,trinet", "--no-figures", "--format", "markdown"])
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "out" / "nyu_paper.md").is_file()
+    bad = CliRunner().invoke(app, ["report", str(source), "--out", str(tmp_path / "out2"), "--methods", "nope"])
+    assert bad.exit_code != 0 and "unknown method(s) for the figures: nope" in bad.output
+    assert "Traceback" not in bad.output
