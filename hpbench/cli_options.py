@@ -33,6 +33,7 @@ __all__ = [
     "ExecutorOption",
     "SeedsOption",
     "DatasetsOption",
+    "CentersOption",
     "AtolOption", "BatchOption", "BatchSizeOption", "CheckOption", "CompileOption", "CoordsChoice", "CoordsOption",
     "CropSizeOption", "DataRootOption", "DatasetOption", "DeviceChoice", "DeviceOption", "DynamicBatchOption",
     "EpochsOption", "EvalDirOption", "ExecutorChoice", "ExportCheckpointOption", "ExportFormat", "ExportFormatOption",
@@ -186,6 +187,11 @@ MaxStepsOption = Annotated[Optional[int], typer.Option(min=1, help="Stop each mo
 BatchSizeOption = Annotated[Optional[int], typer.Option(
     min=1, help="Override the recipes' batch size (the global batch under torchrun).")]
 DataRootOption = Annotated[Optional[Path], typer.Option(help="Dataset root (default: $HPBENCH_<DATASET>_ROOT).")]
+CentersOption = Annotated[Optional[Path], typer.Option(
+    "--centers", help="Hand centres: a folder holding the centre files the model's protocol names (e.g. "
+                      "center_test_refined.txt), or one file for a single split (eval's test split); read in the "
+                      "protocol's format (u v d lines; world x y z for v2v). Default: the protocol's files under the "
+                      "data root or its centers/ folder, else the centre of mass, recorded as a fallback.")]
 ResultsOption = Annotated[Path, typer.Option("--results", "--results-dir", help="Folder of run directories.")]
 ReportsOption = Annotated[Path, typer.Option(help="Folder of reports.")]
 DeviceOption = Annotated[str, typer.Option(help="cpu or cuda.")]

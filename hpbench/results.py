@@ -30,9 +30,12 @@ __all__ = ["COLUMNS", "make_rows", "read_results", "write_results"]
 COLUMNS: tuple[str, ...] = (
     "model", "dataset", "split", "metric", "joint", "threshold_mm", "value", "unit", "counter",
     "n", "frames", "source", "device", "dtype", "batch", "threads", "torch", "hpbench",
-    "git_commit", "seed", "date",
+    "git_commit", "seed", "date", "protocol", "schedule",
 )
-"""Column order of every results CSV; absent fields are empty."""
+"""Column order of every results CSV; absent fields are empty. ``protocol``: the data and training
+protocol behind a row (e.g. "TriHorn-Net (NYU)", "A2J (ICVL, borrowed)"; see
+:func:`hpbench.record.protocol_label`); ``schedule``: "full" (the card's recipe) or "quick" (the smoke
+schedule of ``hpbench run --quick``). Files written before these columns read them as empty."""
 
 _STRING_COLUMNS = tuple(c for c in COLUMNS if c not in ("threshold_mm", "value", "n", "batch", "threads", "seed"))
 

@@ -1,8 +1,9 @@
 """The run directory of one (model, dataset, seed): where it lies and what it holds.
 
 ``<results>/<dataset>/<model>-s<seed>/`` holds config.json (what ran: recipe, crop,
-data root), environment.json (torch, device, git commit), log.jsonl (one line per
-epoch), checkpoints/, predictions.txt (community format), the result files
+data root, protocol, training frames), protocol.json (the protocol record: the card's original
+protocol and what was applied, :class:`hpbench.record.ProtocolRecord`), environment.json (torch,
+device, git commit), log.jsonl (one line per epoch), checkpoints/, predictions.txt (community format), the result files
 metrics.csv and profile.csv (tidy rows), and error.txt, the traceback of a failed
 attempt. The runner writes it, sweeps skip a finished one, and
 :func:`hpbench.scoring.collect_results` reads only its result files.
@@ -129,6 +130,10 @@ class RunDir:
         return self.path / "environment.json"
 
     @property
+    def protocol(self) -> Path:
+        return self.path / "protocol.json"
+
+    @property
     def log(self) -> Path:
         return self.path / "log.jsonl"
 
@@ -157,8 +162,9 @@ class RunDir:
         return self.path / ".lock"
 
     def held_results(self) -> list[str]:
-        """What of an earlier run lies here (config, environment, log, checkpoints, predictions, results)."""
-        paths = (self.config, self.environment, self.log, self.predictions, self.metrics, self.profile)
+        """What of an earlier run lies here (config, protocol record, environment, log, checkpoints,
+        predictions, results)."""
+        paths = (self.config, self.protocol, self.environment, self.log, self.predictions, self.metrics, self.profile)
         held = [path.name for path in paths if path.is_file()]
         if self.checkpoints.is_dir() and any(self.checkpoints.iterdir()):
             held.append("checkpoints/")
@@ -260,6 +266,10 @@ class RunDir:
         if not isinstance(config, dict):
             raise ValueError(f"{self.config}: expected a JSON object, got {type(config).__name__}")
         return config
+
+    def write_protocol(self, text: str) -> None:
+        """Write protocol.json (``text``: :meth:`hpbench.record.ProtocolRecord.to_json`)."""
+        _write_text(self.protocol, text)
 
     def write_environment(self, environment: Mapping[str, Any]) -> None:
         """Write environment.json (creating the folder)."""

@@ -28,6 +28,8 @@ from hpbench.rundir import RunDir, RunRefused
 if TYPE_CHECKING:
     from hpbench.cards import ModelCard
     from hpbench.data.specs import DatasetSpec
+    from hpbench.protocol import Protocol
+    from hpbench.record import ProtocolRecord
     from hpbench.scoring import Score
     from hpbench.train import TrainResult
 
@@ -266,7 +268,8 @@ def _attempt(model: str, dataset: DatasetSpec, seed: int, settings: RunSettings,
         return ModelRun(model=model, run_dir=run_dir, error=message)
 
 
-# config.json keys that leave the trained weights as they are: a resumed run may change them
+# config.json keys that leave the trained weights as they are: a resumed run may change them (the
+# protocol and training frames are compared: a run resumed under another protocol is refused naming them)
 _UNTRAINED_KEYS = frozenset({"compile", "evaluated_checkpoint", "world_size"})
 
 
@@ -305,10 +308,11 @@ def _check_resumable(run_dir: RunDir, config: dict[str, Any]) -> None:
                          "start it again)")
 
 
-def _claim(run_dir: RunDir, config: dict[str, Any], environment: dict[str, Any], settings: RunSettings) -> None:
+def _claim(run_dir: RunDir, config: dict[str, Any], environment: dict[str, Any], settings: RunSettings,
+           record: ProtocolRecord) -> None:
     """Checks passed on every rank (their :func:`_agree` let every rank read config.json before rank 0
     writes it): rank 0 clears the directory (``overwrite``) or forgets an earlier failure, and writes
-    the config and environment of this run."""
+    the config, protocol record and environment of this run."""
     from hpbench import distributed
 
     if not distributed.is_main():
@@ -319,20 +323,119 @@ def _claim(run_dir: RunDir, config: dict[str, Any], environment: dict[str, Any],
     if not settings.resume:
         run_dir.log.unlink(missing_ok=True)
     run_dir.write_config(config)
+    run_dir.write_protocol(record.to_json())
     run_dir.write_environment(environment)
 
 
+@dataclass(frozen=True)
+class _Data:
+    """What a run trains and is tested on: the card's ``protocol`` for the dataset (``label`` in result
+    rows), its ``crop`` (hpbench.data.cache.CropSettings), the data root given (``data_root``) and
+    resolved (``root``), the crop caches, the centre file each split's cache read (None: none) and the
+    training frames (hpbench.data.framelists.TrainingFrames)."""
+
+    protocol: Protocol
+    label: str
+    crop: Any
+    data_root: Path | None
+    root: Path
+    train_cache: Any
+    test_cache: Any
+    center_files: dict[str, Path | None]
+    frames: Any
+
+
+def _center_file(dataset: DatasetSpec, split: str, root: Path) -> Path | None:
+    """The centre file :func:`hpbench.data.cache.open_crop_cache` reads for ``split`` (``centers="auto"``):
+    the spec's ``center_file`` below the root when it exists."""
+    path = root / dataset.center_file.format(split=split) if dataset.center_file else None
+    return path if path is not None and path.is_file() else None
+
+
+def _open_data(card: ModelCard, dataset: DatasetSpec, seed: int, settings: RunSettings, progress: bool) -> _Data:
+    """The protocol, crop caches and training frames of ``card``'s model on ``dataset``."""
+    from hpbench import distributed
+    from hpbench.cards import load_protocol
+    from hpbench.data.cache import CENTER_FILE, CropSettings, open_crop_cache
+    from hpbench.data.formats import resolve_root
+    from hpbench.data.framelists import training_frames
+    from hpbench.evaluate import protocol_key
+    from hpbench.record import protocol_label
+
+    key = protocol_key(dataset)
+    protocol = load_protocol(card.name, key)
+    crop = CropSettings.of(protocol.crop)
+    with distributed.main_first():  # rank 0 renders the data and builds the caches, the others open them
+        data_root = resolve_data_root(dataset, settings, seed=seed, progress=progress)
+        train_cache, test_cache = (open_crop_cache(dataset, split, crop, data_root=data_root, progress=progress)
+                                   for split in ("train", "test"))
+    root = resolve_root(dataset, data_root)
+    files = {split: _center_file(dataset, split, root) for split in ("train", "test")}
+    valid = train_cache.center_source == CENTER_FILE if files["train"] is not None else None
+    frames = training_frames(protocol.frames, dataset, root, train_cache.files, valid_centers=valid)
+    return _Data(protocol, protocol_label(protocol, key), crop, data_root, root, train_cache, test_cache, files,
+                 frames)
+
+
 def _run_config(card: ModelCard, dataset: DatasetSpec, seed: int, settings: RunSettings, recipe: Any,
-                crop: Any, max_steps: int | None, data_root: Path | None) -> dict[str, Any]:
-    """config.json of a run: what ran (mixed precision only where it is used: on CUDA)."""
+                data: _Data, max_steps: int | None) -> dict[str, Any]:
+    """config.json of a run: what ran (mixed precision only where it is used: on CUDA), under which
+    protocol, on which training frames."""
     from hpbench import distributed
 
     amp = recipe.mixed_precision and settings.device.startswith("cuda")
-    return {"model": card.name, "dataset": dataset.name, "seed": seed,
-            "recipe": {**asdict(recipe), "mixed_precision": amp}, "crop": asdict(crop), "max_steps": max_steps,
-            "quick": settings.quick, "compile": settings.compile, "data_root": str(data_root or ""),
-            "evaluated_checkpoint": "final (no test-set checkpoint selection)",
+    selection = data.frames.selection
+    frames = f"{len(selection.indices)}/{selection.total}: {data.frames.fallback or selection.rule}"
+    return {"model": card.name, "dataset": dataset.name, "seed": seed, "protocol": data.label,
+            "recipe": {**asdict(recipe), "mixed_precision": amp}, "crop": asdict(data.crop), "max_steps": max_steps,
+            "train_frames": frames, "quick": settings.quick, "compile": settings.compile,
+            "data_root": str(data.data_root or ""), "evaluated_checkpoint": "final (no test-set checkpoint selection)",
             "world_size": distributed.world_size()}
+
+
+def _centre_words(dataset: DatasetSpec, file: Path | None) -> dict[int, str]:
+    """Each crop-cache centre source code in words (hpbench.data.cache.CENTER_*)."""
+    from hpbench.data.cache import CENTER_DEPTH, CENTER_FILE, CENTER_GIVEN, CENTER_INVALID, CENTER_LABELS
+
+    low, high = dataset.hand_range_mm
+    return {CENTER_FILE: f"file {file}", CENTER_DEPTH: f"centre of mass (depth in {low:g}-{high:g} mm)",
+            CENTER_GIVEN: "given per frame by the caller",
+            CENTER_LABELS: "mean of the labelled joints (no depth in range)",
+            CENTER_INVALID: f"invalid in file {file} (frame dropped from training)"}
+
+
+def _protocol_record(card: ModelCard, dataset: DatasetSpec, data: _Data, recipe: Any, max_steps: int | None,
+                     settings: RunSettings, augmentation: Any | None) -> ProtocolRecord:
+    """The run's protocol record: the card's protocol and what this run applies."""
+    from hpbench import distributed
+    from hpbench.record import (ProtocolRecord, ScheduleRecord, augment_record, centres_record, crop_record,
+                                frames_record)
+    from hpbench.train import planned_steps
+
+    protocol, selection, tests = data.protocol, data.frames.selection, len(data.test_cache)
+    _, steps = planned_steps(len(selection.indices), recipe, max_steps, distributed.world_size(), card.name)
+    centres = tuple(centres_record(split, protocol, cache.center_source,
+                                   _centre_words(dataset, data.center_files[split]))
+                    for split, cache in (("train", data.train_cache), ("test", data.test_cache)))
+    return ProtocolRecord(
+        model=card.name, dataset=dataset.name, label=data.label, origin=protocol.origin, borrowed=protocol.borrowed,
+        source=protocol.source, differences=protocol.differences, selection=protocol.selection,
+        crop=crop_record(protocol, data.crop, dataset.cube_mm),
+        train_frames=frames_record(protocol, len(selection.indices), selection.total, selection.rule,
+                                   unmatched=selection.unmatched, fallback=data.frames.fallback),
+        test_frames=frames_record(protocol, tests, tests, "all label lines", split="test"),
+        centres=centres, augmentation=augment_record(protocol, augmentation),
+        schedule=ScheduleRecord("quick" if settings.quick else "full", steps, recipe.epochs, recipe.batch_size))
+
+
+def _training_set(data: _Data, augmentation: Any | None, seed: int) -> Any:
+    """The training dataset: the train crop cache, restricted to the protocol's frames when they are fewer."""
+    from hpbench.data.cache import CropDataset
+    from hpbench.train import FrameSubset
+
+    everything = CropDataset(data.train_cache, augmentation=augmentation, seed=seed)
+    indices = data.frames.selection.indices
+    return everything if len(indices) == len(data.train_cache) else FrameSubset(everything, indices.tolist())
 
 
 def _train_and_score(card: ModelCard, dataset: DatasetSpec, seed: int, settings: RunSettings, run_dir: RunDir, *,
@@ -342,21 +445,16 @@ def _train_and_score(card: ModelCard, dataset: DatasetSpec, seed: int, settings:
     import torch
 
     from hpbench import distributed
-    from hpbench.data.cache import CropDataset, open_crop_cache
     from hpbench.data.crop import Augmentation
-    from hpbench.evaluate import crop_settings, evaluate
+    from hpbench.evaluate import evaluate
     from hpbench.models import create_model
     from hpbench.train import train
 
-    crop = crop_settings(card.name, dataset)
-    with distributed.main_first():  # rank 0 renders the data and builds the caches, the others open them
-        data_root = resolve_data_root(dataset, settings, seed=seed, progress=progress)
-        train_cache, test_cache = (open_crop_cache(dataset, split, crop, data_root=data_root, progress=progress)
-                                   for split in ("train", "test"))
-    recipe, max_steps = schedule(card, settings, len(train_cache))
+    data = _open_data(card, dataset, seed, settings, progress)
+    recipe, max_steps = schedule(card, settings, len(data.frames.selection.indices))
     main = distributed.is_main()
     environment = _environment(settings.device)
-    config = _run_config(card, dataset, seed, settings, recipe, crop, max_steps, data_root)
+    config = _run_config(card, dataset, seed, settings, recipe, data, max_steps)
     refusal = None
     try:
         if settings.resume:
@@ -364,24 +462,28 @@ def _train_and_score(card: ModelCard, dataset: DatasetSpec, seed: int, settings:
     except RunRefused as error:
         refusal = error
     _agree(refusal)
-    _claim(run_dir, config, environment, settings)
+    augmentation = Augmentation() if recipe.augment else None
+    record = _protocol_record(card, dataset, data, recipe, max_steps, settings, augmentation)
+    _claim(run_dir, config, environment, settings, record)
+    warn = _warning(run_dir, card.name, echo, main)
+    if main and data.frames.warn:
+        warn(f"training frames: {data.frames.fallback} (the protocol's {data.protocol.frames.train!r} rule is "
+             "not applied)")
 
     torch.manual_seed(seed)
-    model = create_model(card.name, num_joints=train_cache.joints.shape[1])
-    augmentation = Augmentation() if recipe.augment else None
-    log = _epoch_log(run_dir, card.name, echo)
-    result = train(model, CropDataset(train_cache, augmentation=augmentation, seed=seed), recipe,
-                   checkpoint_dir=run_dir.checkpoints, seed=seed, max_steps=max_steps, device=settings.device,
-                   resume=settings.resume, progress=progress, log=log, warn=_warning(run_dir, card.name, echo, main),
-                   compile=settings.compile, name=card.name)
+    model = create_model(card.name, num_joints=data.train_cache.joints.shape[1])
+    result = train(model, _training_set(data, augmentation, seed), recipe, checkpoint_dir=run_dir.checkpoints,
+                   seed=seed, max_steps=max_steps, device=settings.device, resume=settings.resume, progress=progress,
+                   log=_epoch_log(run_dir, card.name, echo), warn=warn, compile=settings.compile, name=card.name)
     if not main:
         return ModelRun(model=card.name, run_dir=run_dir,
                         notes=(f"rank {distributed.rank()}: trained; rank 0 evaluates",))
-    score = evaluate(model, test_cache, dataset=dataset, method=card.name, predictions_path=run_dir.predictions,
+    score = evaluate(model, data.test_cache, dataset=dataset, method=card.name, predictions_path=run_dir.predictions,
                      device=settings.device, progress=progress)
-    _write_metrics(run_dir, score, environment, seed)
+    marks = {"protocol": data.label, "schedule": record.schedule.name}
+    _write_metrics(run_dir, score, environment, seed, marks)
     if settings.profile:
-        _write_profile(run_dir, card.name, dataset, settings.threads)
+        _write_profile(run_dir, card.name, dataset, settings.threads, marks)
     return ModelRun(model=card.name, run_dir=run_dir, mean_error_mm=score.mean_error_mm,
                     notes=_notes(result, settings.resume, run_dir))
 
@@ -446,26 +548,32 @@ def _logged_epoch(line: str) -> float:
         return math.inf
 
 
-def _write_metrics(run_dir: RunDir, score: Score, environment: dict[str, Any], seed: int) -> None:
-    """The score's tidy rows with their provenance, to metrics.csv."""
+def _write_metrics(run_dir: RunDir, score: Score, environment: dict[str, Any], seed: int,
+                   marks: dict[str, str]) -> None:
+    """The score's tidy rows with their provenance and ``marks`` (protocol, schedule), to metrics.csv."""
     from hpbench.results import write_results
 
     rows = score.rows()
     provenance = {"device": f"{environment['device']}: {environment['device_name']}", "torch": environment["torch"],
-                  "hpbench": environment["hpbench"], "git_commit": environment["git_commit"], "seed": seed}
+                  "hpbench": environment["hpbench"], "git_commit": environment["git_commit"], "seed": seed, **marks}
     for key, value in provenance.items():
         rows[key] = value
     write_results(rows, run_dir.metrics)
 
 
-def _write_profile(run_dir: RunDir, name: str, dataset: DatasetSpec, threads: int | None) -> None:
-    """Parameters, MACs and a short latency measurement of model ``name``, to profile.csv."""
+def _write_profile(run_dir: RunDir, name: str, dataset: DatasetSpec, threads: int | None,
+                   marks: dict[str, str]) -> None:
+    """Parameters, MACs and a short latency measurement of model ``name`` with ``marks`` (protocol,
+    schedule), to profile.csv."""
     from hpbench.profile import profile_models, profile_rows
     from hpbench.results import write_results
 
     profiles = profile_models([name], dataset=dataset.name, threads=threads, rounds=1, min_run_time_s=0.5,
                               throughput_batch=0, fvcore=False)
-    write_results(profile_rows(profiles), run_dir.profile)
+    rows = profile_rows(profiles)
+    for key, value in marks.items():
+        rows[key] = value
+    write_results(rows, run_dir.profile)
 
 
 def run(config: RunConfig, *, progress: bool = True, echo: Callable[[str], None] = print

@@ -70,7 +70,16 @@ from torch import nn
 from hpbench import distributed
 from hpbench.cards import Constant, Cosine, Recipe, StepDecay
 
-__all__ = ["Recipe", "TrainResult", "load_checkpoint_weights", "train", "with_overrides"]
+__all__ = ["FrameSubset", "Recipe", "TrainResult", "load_checkpoint_weights", "planned_steps", "train",
+           "with_overrides"]
+
+
+class FrameSubset(torch.utils.data.Subset):
+    """The frames ``indices`` (rows of ``dataset``) that a protocol trains on; ``set_epoch`` reaches the
+    dataset, so its augmentations stay drawn from (seed, epoch, row)."""
+
+    def set_epoch(self, epoch: int) -> None:
+        self.dataset.set_epoch(epoch)
 
 
 @dataclass(frozen=True)
@@ -491,7 +500,7 @@ def train(
     """
     checkpoint_dir = Path(checkpoint_dir)
     world, rank = distributed.world_size(), distributed.rank()
-    steps_per_epoch, total_steps = _steps(len(dataset), recipe, max_steps, world, name)
+    steps_per_epoch, total_steps = planned_steps(len(dataset), recipe, max_steps, world, name)
     device_t = _rank_device(device, world)
     model.to(device_t)
     optimizer = _optimizer(model, recipe)
@@ -535,7 +544,8 @@ def train(
                        seconds=time.perf_counter() - started, warnings=tuple(said))
 
 
-def _steps(size: int, recipe: Recipe, max_steps: int | None, world: int, name: str) -> tuple[int, int]:
+def planned_steps(size: int, recipe: Recipe, max_steps: int | None, world: int = 1,
+                  name: str = "model") -> tuple[int, int]:
     """Steps per epoch and in all over ``size`` samples (a last batch short of ``recipe.batch_size`` is
     trained, not dropped); ValueError for an empty set, a step limit below 1 or a global batch that
     ``world`` processes cannot share evenly."""

@@ -102,7 +102,8 @@ def test_report_shows_mean_and_std_over_seeds_of_each_model(swept):
         assert table.loc[model, "SR@20mm std (%)"] == pytest.approx(at20.std(ddof=1), abs=1e-9)
         cell = f"{mean:.3f} ± {std:.3f}"
         shown = table.loc[model, "Method"]  # the display name
-        row = next(line for line in markdown.splitlines() if line.startswith(f"| {shown} "))
+        # the run's protocol footnotes its row (a letter after the name)
+        row = next(line for line in markdown.splitlines() if line.startswith(f"| {shown}<sup>a</sup> "))
         assert re.search(rf"\|\s+(\*\*)?{re.escape(cell)}(\*\*)?\s+\|", row), row
         assert f"{mean:.3f} $\\pm$ {std:.3f}" in latex
     assert _seed_values(config, "tinycnn", "mean_error").std() > 0  # seeds differ: the std is a real one

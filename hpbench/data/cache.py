@@ -30,7 +30,7 @@ from typing import Any, Literal
 import numpy as np
 
 from hpbench._text import plural
-from hpbench.data.centers import center_from_depth, read_center_file
+from hpbench.data.centers import CenterFile, CentreChoice, center_from_depth, read_center_file, resolve_centers
 from hpbench.data.crop import (
     AugmentParams,
     Augmentation,
@@ -43,23 +43,37 @@ from hpbench.data.crop import (
 from hpbench.data.formats import DatasetError, FrameIndex
 from hpbench.data.specs import DatasetSpec, get_dataset
 from hpbench.files import exclusive
-from hpbench.protocol import BoxCrop, Crop, CubeCrop, VoxelGrid
+from hpbench.protocol import BoxCrop, Centers, Crop, CubeCrop, VoxelGrid
 
 __all__ = [
     "CACHE_DIR_ENV",
+    "CENTER_DEPTH",
+    "CENTER_FILE",
+    "CENTER_GIVEN",
+    "CENTER_INVALID",
+    "CENTER_LABELS",
     "CenterFile",
+    "CentreChoice",
     "CropCache",
     "CropDataset",
     "CropSettings",
     "build_crop_cache",
+    "describe_center_sources",
     "open_crop_cache",
+    "open_protocol_cache",
 ]
 
 CACHE_DIR_ENV = "HPBENCH_CACHE_DIR"
 _VERSION = 2  # bump when crops change for the same inputs (2: per-axis boxes in the key)
 
-# How each frame's centre was obtained (``CropCache.center_source``).
-CENTER_GIVEN, CENTER_FILE, CENTER_DEPTH, CENTER_LABELS = 0, 1, 2, 3
+# How each frame's centre was obtained (``CropCache.center_source``): given as an array, read from a
+# centre file, centre of mass of the depth, the labels' mean (no depth in range: a last resort), or
+# none: the centre file says ``invalid`` (V2V-PoseNet), so the frame is to be dropped (its crop, around
+# the centre of mass, only fills the slot).
+CENTER_GIVEN, CENTER_FILE, CENTER_DEPTH, CENTER_LABELS, CENTER_INVALID = 0, 1, 2, 3, 4
+_SOURCE_WORDS = {CENTER_GIVEN: "given", CENTER_FILE: "from the centre file", CENTER_DEPTH: "centre of mass",
+                 CENTER_LABELS: "labels' mean (no depth in range)",
+                 CENTER_INVALID: "invalid in the centre file, dropped"}
 
 
 @dataclass(frozen=True)
@@ -102,20 +116,10 @@ class CropSettings:
 
 
 @dataclass(frozen=True)
-class CenterFile:
-    """A centre file (see :func:`hpbench.data.centers.read_center_file`): world ``xyz`` lines
-    as V2V-PoseNet's refined centres, or image ``uvd``; ``y_axis`` of xyz files."""
-
-    path: Path
-    coords: Literal["xyz", "uvd"] = "xyz"
-    y_axis: Literal["dataset", "up", "down"] = "dataset"
-
-
-@dataclass(frozen=True)
 class CropCache:
     """A built cache: ``crops`` (N, S, S) float16 memory map, the crops' ``transform``,
     labels ``uvd`` (N, J, 3) image and ``joints`` (N, J, 3) crop coordinates,
-    ``center_source`` (N,) codes (given, file, depth, labels as a last resort)."""
+    ``center_source`` (N,) codes (``CENTER_*``: given, file, depth, labels as a last resort, invalid)."""
 
     path: Path
     dataset: str
@@ -129,6 +133,11 @@ class CropCache:
 
     def __len__(self) -> int:
         return len(self.crops)
+
+    @property
+    def valid(self) -> np.ndarray:
+        """(N,) bool: frames with a centre; False where the centre file says ``invalid`` (drop them)."""
+        return self.center_source != CENTER_INVALID
 
     @classmethod
     def open(cls, path: str | os.PathLike[str]) -> CropCache:
@@ -224,7 +233,7 @@ def _centres_requested(index: FrameIndex, centers: np.ndarray | CenterFile | Non
     if isinstance(centers, CenterFile):
         uvd, valid = read_center_file(centers.path, index.spec.camera, coords=centers.coords, y_axis=centers.y_axis,
                                       num_frames=n)
-        return np.where(valid[:, None], uvd, np.nan), np.where(valid, CENTER_FILE, CENTER_DEPTH)
+        return np.where(valid[:, None], uvd, np.nan), np.where(valid, CENTER_FILE, CENTER_INVALID)
     uvd = np.asarray(centers, dtype=np.float64)
     if uvd.shape != (n, 3):
         raise ValueError(f"centers must be (N, 3) uvd for the {n} frames, got {uvd.shape}")
@@ -240,8 +249,9 @@ def _init_worker(index: FrameIndex) -> None:
 
 
 def _crop_slice(index: FrameIndex | None, path: str, start: int, stop: int, centres: np.ndarray, boxes: np.ndarray,
-                size: int) -> tuple[np.ndarray, np.ndarray]:
-    """Decode, centre and crop frames [start, stop) into the memory map at ``path``.
+                size: int, com_range_mm: tuple[float, float]) -> tuple[np.ndarray, np.ndarray]:
+    """Decode, centre and crop frames [start, stop) into the memory map at ``path``; frames without a
+    centre use the centre of mass of the depths inside ``com_range_mm``.
 
     Returns their centres and which fell back to the labels' mean (no depth in range).
     ``index`` None: the one given to this worker process at start.
@@ -254,8 +264,7 @@ def _crop_slice(index: FrameIndex | None, path: str, start: int, stop: int, cent
     for row, frame in enumerate(range(start, stop)):
         depth = index.load_depth(frame)
         if not np.isfinite(out[row]).all():
-            out[row] = center_from_depth(depth, spec.camera, cube_mm=float(boxes[row, 0]),
-                                         hand_range_mm=spec.hand_range_mm)
+            out[row] = center_from_depth(depth, spec.camera, cube_mm=float(boxes[row, 0]), hand_range_mm=com_range_mm)
         if not np.isfinite(out[row]).all():  # nothing in range: fall back to the labels, flagged
             out[row] = np.append(index.uvd[frame, :, :2].mean(0), index.uvd[frame, :, 2].mean())
             from_labels[row] = True
@@ -270,6 +279,7 @@ def build_crop_cache(
     settings: CropSettings = CropSettings(),
     *,
     centers: np.ndarray | CenterFile | None = None,
+    com_range_mm: tuple[float, float] | None = None,
     cache_dir: str | os.PathLike[str] | None = None,
     workers: int | None = None,
     progress: bool = False,
@@ -277,15 +287,20 @@ def build_crop_cache(
     """The crop cache of ``index`` under ``settings``: opened if built before, built otherwise.
 
     ``centers``: (N, 3) image uvd per frame, a :class:`CenterFile`, or None; frames
-    without a centre (None, nan, ``invalid`` lines) use :func:`center_from_depth`.
+    without a centre (None, nan) use :func:`center_from_depth` of the depths inside
+    ``com_range_mm`` (mm; default: the dataset's ``hand_range_mm``). Frames whose centre
+    line says ``invalid`` are flagged ``CENTER_INVALID`` (:attr:`CropCache.valid`), their
+    crops centred on the centre of mass only to fill the slot.
     ``cache_dir`` defaults to ``$HPBENCH_CACHE_DIR`` or ``~/.cache/hpbench/crops``.
     """
     spec, size = index.spec, settings.size_px
     boxes = settings.boxes_mm(index.split, len(index), spec.cube_mm)
     known, source = _centres_requested(index, centers)
+    low, high = spec.hand_range_mm if com_range_mm is None else com_range_mm
+    com_range = (float(low), float(high))
     stamps = np.array([(stat.st_size, stat.st_mtime_ns) for stat in map(os.stat, index.files)], dtype=np.int64)
     key = _digest(_VERSION, spec.name, index.split, str(index.root.resolve()), [str(f) for f in index.files],
-                  stamps, index.uvd, boxes, size, np.nan_to_num(known, nan=-1.0), source, spec.hand_range_mm)
+                  stamps, index.uvd, boxes, size, np.nan_to_num(known, nan=-1.0), source, com_range)
     folder = Path(cache_dir) if cache_dir is not None else _default_cache_dir()
     path = folder / f"{spec.name}-{index.split}-s{size}-{key}.npy"
     cache = _open_whole(path)
@@ -298,7 +313,7 @@ def build_crop_cache(
             return cache
         for stale in folder.glob(f"{path.stem}.partial-*"):  # left by killed builds (we hold the lock)
             stale.unlink(missing_ok=True)
-        return _build(index, path, known, source, boxes, size, key, workers, progress)
+        return _build(index, path, known, source, boxes, size, com_range, key, workers, progress)
 
 
 def _open_whole(path: Path, *, remove_damaged: bool = False) -> CropCache | None:
@@ -317,7 +332,7 @@ def _open_whole(path: Path, *, remove_damaged: bool = False) -> CropCache | None
 
 
 def _build(index: FrameIndex, path: Path, known: np.ndarray, source: np.ndarray, boxes: np.ndarray, size: int,
-           key: str, workers: int | None, progress: bool) -> CropCache:
+           com_range: tuple[float, float], key: str, workers: int | None, progress: bool) -> CropCache:
     """Crop every frame into ``<stem>.partial-<pid>.npy``, then rename the crops and (last, as the
     completion marker) their ``.npz`` into place."""
     spec, n = index.spec, len(index)
@@ -338,18 +353,18 @@ def _build(index: FrameIndex, path: Path, known: np.ndarray, source: np.ndarray,
         if workers == 1:
             for start, stop in slices:
                 centres[start:stop], from_labels[start:stop] = _crop_slice(
-                    index, str(partial), start, stop, known[start:stop], boxes[start:stop], size)
+                    index, str(partial), start, stop, known[start:stop], boxes[start:stop], size, com_range)
                 bar.advance(task, stop - start)
         else:
             with ProcessPoolExecutor(max_workers=workers, mp_context=get_context("spawn"),
                                      initializer=_init_worker, initargs=(index,)) as pool:
                 futures = {pool.submit(_crop_slice, None, str(partial), start, stop, known[start:stop],
-                                       boxes[start:stop], size): (start, stop) for start, stop in slices}
+                                       boxes[start:stop], size, com_range): (start, stop) for start, stop in slices}
                 for future in as_completed(futures):
                     start, stop = futures[future]
                     centres[start:stop], from_labels[start:stop] = future.result()
                     bar.advance(task, stop - start)
-    source = np.where(from_labels, CENTER_LABELS, source)
+    source = np.where(from_labels & (source != CENTER_INVALID), CENTER_LABELS, source)
     transform = crop_transform(centres, boxes[:, 0], spec.camera, size, depth_mm=boxes[:, 1])
     info = {"dataset": spec.name, "split": index.split, "size_px": size, "version": _VERSION,
             "root": str(index.root), "key": key}
@@ -457,3 +472,40 @@ def open_crop_cache(
         candidate = index.root / spec.center_file.format(split=split) if spec.center_file else None
         centers = CenterFile(candidate) if candidate is not None and candidate.is_file() else None
     return build_crop_cache(index, settings, centers=centers, cache_dir=cache_dir, workers=workers, progress=progress)
+
+
+def open_protocol_cache(
+    dataset: DatasetSpec | str,
+    split: str,
+    settings: CropSettings,
+    centers: Centers,
+    *,
+    role: Literal["train", "test"] | None = None,
+    given: str | os.PathLike[str] | None = None,
+    fold: int | str | None = None,
+    data_root: str | os.PathLike[str] | None = None,
+    cache_dir: str | os.PathLike[str] | None = None,
+    workers: int | None = None,
+    progress: bool = False,
+) -> tuple[CropCache, CentreChoice]:
+    """:func:`open_crop_cache` with the centres a protocol's ``centers`` choose for ``split``
+    (:func:`hpbench.data.centers.resolve_centers`, looked up in ``given`` (``--centers``) and under the
+    split's data root); returns the cache and the choice, whose ``note`` belongs in the run's protocol
+    record. ``role``: the split's role in the protocol (default: ``split``, which must then be train or
+    test; MSRA's subject splits name it). Frames to drop: ``~cache.valid``."""
+    from hpbench.data.formats import open_split
+
+    spec = get_dataset(dataset) if isinstance(dataset, str) else dataset
+    index = open_split(spec, split, data_root=data_root)
+    given_path = None if given is None else Path(given)
+    choice = resolve_centers(centers, role or split, spec=spec, root=index.root, given=given_path, fold=fold)
+    cache = build_crop_cache(index, settings, centers=choice.file, com_range_mm=choice.com_range_mm,
+                             cache_dir=cache_dir, workers=workers, progress=progress)
+    return cache, choice
+
+
+def describe_center_sources(center_source: np.ndarray) -> str:
+    """How many frames got their centre from where (a cache's ``center_source``), in words."""
+    codes, counts = np.unique(np.asarray(center_source), return_counts=True)
+    return "; ".join(f"{plural(int(count), 'frame')} {_SOURCE_WORDS.get(int(code), f'code {int(code)}')}"
+                     for code, count in zip(codes, counts))

@@ -20,6 +20,7 @@ import math
 import os
 import shutil
 import time
+from collections.abc import Mapping
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from multiprocessing import get_context
@@ -34,7 +35,7 @@ from hpbench.data.render import Scene, render_depth
 from hpbench.data.specs import DatasetSpec, get_dataset
 from hpbench.files import exclusive
 
-__all__ = ["SynthSummary", "ensure_synthetic", "synthesize"]
+__all__ = ["SynthSummary", "ensure_synthetic", "synthesize", "synthesize_splits"]
 
 MARKER = ".hpbench-synth.json"
 """File written last into a finished synthetic dataset root: its parameters and counts."""
@@ -363,3 +364,30 @@ def _render_into_place(spec: DatasetSpec, root: Path, **options) -> None:
             os.replace(temporary, root)
     finally:
         shutil.rmtree(temporary, ignore_errors=True)
+
+
+def synthesize_splits(dataset: str | DatasetSpec, out: str | os.PathLike[str], *, frames: int | Mapping[str, int],
+                      seed: int = 0) -> Path:
+    """Render random hands into every split of ``dataset``'s layout (MSRA: P0..P8, each spread over its
+    17 gesture folders) in this process, and write their label files; returns ``out``.
+
+    ``frames``: per split, one count for all or a count per split name. For tests of protocols over
+    named splits (leave-one-subject-out); no centre files, no marker. Deterministic per ``seed``:
+    split number ``s`` draws its poses from ``(seed, s)``."""
+    spec = get_dataset(dataset) if isinstance(dataset, str) else dataset
+    if spec.layout is None or spec.skeleton is None:
+        raise ValueError(f"dataset {spec.name!r} has no on-disk layout or skeleton map: cannot synthesize it")
+    counts = {split.name: frames if isinstance(frames, int) else frames[split.name] for split in spec.layout.splits}
+    if min(counts.values()) < 1:
+        raise ValueError(f"every split needs at least one frame, got {counts}")
+    root = Path(out)
+    writer = formats.get(spec.layout.format)
+    scene = _scene_for(spec)
+    for number, split in enumerate(spec.layout.splits):
+        count = counts[split.name]
+        points, scales, _ = _skeletons(spec, number, count, seed, None)
+        plan = writer.plan_frames(split, count)
+        seeds = [(seed, number, index, 1) for index in range(count)]
+        _render_chunk(spec, str(root), [frame.path for frame in plan], points, scales, seeds, scene)
+        writer.write_labels(spec, root, split, plan, _source_labels(spec, points, None)[1])
+    return root

@@ -1,0 +1,160 @@
+"""The protocol record of a run (``protocol.json`` in its run directory): which original protocol the
+card names for the dataset, and what hpbench APPLIED: crop, training frames, centres per split,
+augmentation, schedule and the checkpoint evaluated.
+
+Where hpbench does not (yet) do what the protocol says, the record says both: e.g. the augmentation
+hpbench applied next to the protocol's list marked "not yet applied", the centres as the crop cache
+chose them next to the protocol's centre source. Units: mm, px; steps and batches in samples.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import numpy as np
+
+from hpbench._text import plural
+from hpbench.protocol import Protocol, describe_augment, describe_centers, describe_crop, describe_frames
+
+__all__ = ["NOT_YET_APPLIED", "AugmentRecord", "CentresRecord", "CropRecord", "FramesRecord", "ProtocolRecord",
+           "ScheduleRecord", "augment_record", "centres_record", "crop_record", "frames_record", "protocol_label"]
+
+NOT_YET_APPLIED = "not yet applied"
+"""Status of a protocol's augmentation list where hpbench applied something else."""
+
+
+def protocol_label(protocol: Protocol, key: str) -> str:
+    """A short label of ``protocol`` on dataset format ``key`` (icvl, nyu, msra) for result rows and
+    footnotes: "TriHorn-Net (NYU)", "A2J (ICVL, borrowed)"."""
+    return f"{protocol.origin} ({key.upper()}{', borrowed' if protocol.borrowed else ''})"
+
+
+@dataclass(frozen=True)
+class CropRecord:
+    """The crop applied: ``size_px`` square input, box ``lateral_mm`` (x = y) and ``depth_mm`` (z) edges,
+    test frames from 0-based ``test_shrink_from`` on x ``test_shrink``; ``protocol``: the protocol's
+    crop in words (its normalization, background or voxel grid)."""
+
+    size_px: int
+    lateral_mm: float
+    depth_mm: float
+    test_shrink_from: int | None
+    test_shrink: float
+    protocol: str
+
+
+@dataclass(frozen=True)
+class FramesRecord:
+    """A split's frames: ``used`` of ``total`` label lines (``dropped`` left out) chosen by ``rule`` (in
+    words); ``unmatched``: names of a frame list that no label line has; ``fallback``: why the
+    protocol's rule could not be applied and what was used instead ("" when it was applied);
+    ``protocol``: the protocol's rule in words."""
+
+    rule: str
+    used: int
+    total: int
+    dropped: int
+    unmatched: int = 0
+    fallback: str = ""
+    protocol: str = ""
+
+
+@dataclass(frozen=True)
+class CentresRecord:
+    """A split's crop centres as used: ``source`` in words, ``counts`` frames per source (file, centre
+    of mass, given, labels); ``protocol``: the protocol's centre sources (train; test) in words."""
+
+    split: str
+    source: str
+    counts: dict[str, int]
+    protocol: str
+
+
+@dataclass(frozen=True)
+class AugmentRecord:
+    """``applied``: the augmentation hpbench applied in words, with its ``parameters`` (degrees, mm,
+    scale factors; empty when none); ``protocol``: the protocol's transforms (kind and parameters, in
+    order); ``status``: "as the protocol" or :data:`NOT_YET_APPLIED` for the protocol's list."""
+
+    applied: str
+    parameters: dict[str, Any]
+    protocol: tuple[dict[str, Any], ...]
+    protocol_words: str
+    status: str
+
+
+@dataclass(frozen=True)
+class ScheduleRecord:
+    """``name``: "full" (the card's recipe) or "quick" (``hpbench run --quick``); ``steps``: optimizer
+    steps planned; ``epochs``; ``batch``: the global batch (samples)."""
+
+    name: str
+    steps: int
+    epochs: int
+    batch: int
+
+
+@dataclass(frozen=True)
+class ProtocolRecord:
+    """What ``model`` ran on ``dataset`` under: the card's protocol (``label``, ``origin``,
+    ``borrowed``, ``source``, ``differences``, its checkpoint ``selection``) and what was applied."""
+
+    model: str
+    dataset: str
+    label: str
+    origin: str
+    borrowed: str
+    source: str
+    differences: str
+    selection: str
+    crop: CropRecord
+    train_frames: FramesRecord
+    test_frames: FramesRecord
+    centres: tuple[CentresRecord, ...]
+    augmentation: AugmentRecord
+    schedule: ScheduleRecord
+    checkpoint: str = "final"
+
+    def to_json(self) -> str:
+        """The record as indented JSON (``protocol.json``)."""
+        return json.dumps(asdict(self), indent=1)
+
+
+def centres_record(split: str, protocol: Protocol, codes: np.ndarray, words: Mapping[int, str]) -> CentresRecord:
+    """The centres of ``split`` from the crop cache's per-frame source ``codes``; ``words`` names each
+    code's source (e.g. "file /data/center_train_refined.txt", "centre of mass (depth in 10-500 mm)")."""
+    values, counts = np.unique(np.asarray(codes), return_counts=True)
+    named = {words[int(code)]: int(count) for code, count in zip(values, counts, strict=True)}
+    source = next(iter(named)) if len(named) == 1 else "; ".join(f"{name}: {plural(n, 'frame')}" for name, n in named.items())
+    return CentresRecord(split, source, named, describe_centers(protocol.centers))
+
+
+def augment_record(protocol: Protocol, applied: Any | None) -> AugmentRecord:
+    """The augmentation hpbench applied (``applied``: a :class:`hpbench.data.crop.Augmentation` or None)
+    next to the protocol's own list, which hpbench's generic augmentation does not implement."""
+    steps = tuple(asdict(step) for step in protocol.augment)
+    parameters = asdict(applied) if applied is not None else {}
+    words = ("hpbench's generic crop augmentation (hpbench.data.crop.Augmentation: uniform rotation, "
+             "scale, centre shift, dropout)" if applied is not None else "none")
+    same = applied is None and not steps
+    return AugmentRecord(words, parameters, steps, describe_augment(protocol.augment),
+                         "as the protocol" if same else NOT_YET_APPLIED)
+
+
+def frames_record(protocol: Protocol, used: int, total: int, rule: str, *, unmatched: int = 0,
+                  fallback: str = "", split: str = "train") -> FramesRecord:
+    """A split's frames record (see :class:`FramesRecord`)."""
+    own = describe_frames(protocol.frames) if split == "train" else protocol.frames.test
+    return FramesRecord(rule, used, total, total - used, unmatched, fallback, own)
+
+
+def crop_record(protocol: Protocol, settings: Any, default_cube_mm: float) -> CropRecord:
+    """The crop of :class:`hpbench.data.cache.CropSettings` ``settings`` as applied (a ``None`` edge is the
+    dataset's ``default_cube_mm``)."""
+    lateral = settings.cube_mm if settings.cube_mm is not None else default_cube_mm
+    depth = settings.depth_mm if settings.depth_mm is not None else lateral
+    return CropRecord(settings.size_px, float(lateral), float(depth), settings.test_shrink_from,
+                      float(settings.test_shrink), describe_crop(protocol.crop))
