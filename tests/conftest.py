@@ -80,3 +80,23 @@ class GradientReach:
 def gradient_reach():
     """``gradient_reach(model)`` -> a GradientReach recorder (see its docstring)."""
     return GradientReach
+
+
+def small_synth_fixtures():
+    """(synth_root, cache_dir, autouse crop-cache env) fixtures for a test module: a 48 + 16-frame synthetic
+    set and a crop cache folder, both made once per module (assign them to module names to use them)."""
+    from hpbench.data.synth import ensure_synthetic
+
+    @pytest.fixture(scope="module")
+    def synth_root(tmp_path_factory) -> Path:
+        return ensure_synthetic("synth", tmp_path_factory.mktemp("synth"), frames=48, test_frames=16, seed=3)
+
+    @pytest.fixture(scope="module")
+    def cache_dir(tmp_path_factory) -> Path:
+        return tmp_path_factory.mktemp("crops")
+
+    @pytest.fixture(autouse=True)
+    def _crop_cache(cache_dir, monkeypatch):
+        monkeypatch.setenv("HPBENCH_CACHE_DIR", str(cache_dir))
+
+    return synth_root, cache_dir, _crop_cache

@@ -21,7 +21,7 @@ from hpbench.cards import Constant, Cosine, StepDecay, load_card
 from hpbench.data.cache import CropDataset, CropSettings, open_crop_cache
 from hpbench.data.crop import Augmentation
 from hpbench.data.specs import get_dataset
-from hpbench.data.synth import ensure_synthetic
+from conftest import small_synth_fixtures
 from hpbench.models import create_model
 from hpbench.rundir import RunDir
 from hpbench.runner import RunSettings, run_one
@@ -30,19 +30,7 @@ from hpbench.train import Recipe, _optimizer, _scheduler, train, with_overrides
 SYNTH = get_dataset("synth")
 
 
-@pytest.fixture(scope="module")
-def synth_root(tmp_path_factory) -> Path:
-    return ensure_synthetic("synth", tmp_path_factory.mktemp("synth"), frames=48, test_frames=16, seed=3)
-
-
-@pytest.fixture(scope="module")
-def cache_dir(tmp_path_factory) -> Path:
-    return tmp_path_factory.mktemp("crops")
-
-
-@pytest.fixture(autouse=True)
-def _crop_cache(cache_dir, monkeypatch):
-    monkeypatch.setenv("HPBENCH_CACHE_DIR", str(cache_dir))
+synth_root, cache_dir, _crop_cache = small_synth_fixtures()  # 48 + 16 frames, a crop cache per module
 
 
 @pytest.fixture(scope="module")
