@@ -223,10 +223,13 @@ def show_throughput(rows: Sequence[Mapping[str, Any]]) -> None:
 
 
 def show_runs(runs: Sequence[ModelRun], *, results: Path, written: Sequence[Path]) -> None:
-    """`hpbench run`: one line per model (its mean error and notes, or its failure in red), then where things are."""
+    """`hpbench run`: one line per model (its mean error and notes, its refusal, or its failure in red), then
+    where things are."""
     out = console()
     for item in runs:
-        if item.error:
+        if item.refused:
+            out.print(f"{item.model}: not run: {item.error}", style="yellow")
+        elif item.error:
             out.print(f"{item.model}: failed {item.error}", style="red")
         else:
             out.print(f"{item.model}: mean error {item.mean_error_mm:.2f} mm; {'; '.join(item.notes)}")

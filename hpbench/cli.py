@@ -17,19 +17,22 @@ from hpbench._console import OneLineOSErrors, console as _console, fail as _fail
 from hpbench.cli_centers import register_centers_command
 from hpbench.cli_data import register_data_commands
 from hpbench.cli_options import (
-    AtolOption, BatchOption, BatchSizeOption, CheckOption, CompileOption, CoordsChoice, CoordsOption, CpusOption,
-    DataRootOption, DataSeedOption, DatasetOption, DatasetsOption, DeviceChoice, DeviceOption, DynamicBatchOption,
+    AtolOption, BatchSizeOption, BudgetOption, CentersOption, CheckOption, CompileOption, CoordsChoice, CoordsOption,
+    CpusOption, DataRootOption, DataSeedOption, DatasetOption, DatasetsOption, DeviceChoice, DeviceOption,
+    DynamicBatchOption,
     EpochsOption, EvalDirOption, ExecutorChoice, ExecutorOption, ExportCheckpointOption, ExportFormat,
     ExportFormatOption, ExportOutOption, FiguresOption, FilesArgument, FloorOption, ForceOption, FormatsOption,
     FramesOption, FvcoreOption, GpusOption, JobThreadsOption, JointOrderOption, JointsDatasetOption, LabelsOption,
     LatencyOption, LatencyThreadsOption, LogDirOption, MaxParallelOption, MaxStepsOption, MethodsOption,
-    MinTimeOption, ModelOption, ModelOrPatternArgument, ModelsOption, NamesOption, OnnxruntimeOption, OpsetOption,
-    OverwriteOption, PaperOption, PartitionOption, ProfileDeviceOption, ProfileOutOption, QuickOption,
-    ReferenceOption, ReportOutOption, ReportPathsArgument, ReportsOption, ResultsOption, ResumeOption, RoundsOption,
+    MinTimeOption, ModelOption, ModelOrPatternArgument, ModelsOption, NamesOption, OpsetOption,
+    OverwriteOption, PaperOption, PartitionOption, PreciseOption, ProfileDeviceOption, ProfileMinTimeOption,
+    ProfileOnnxOption, ProfileOutOption, ProfileRoundsOption, QuickOption, RuntimesOption, SweepBatchOption,
+    ReferenceOption, ReportOutOption, ReportPathsArgument, ReportsOption, ResultsOption, ResumeOption,
     RunProfileOption, SaveOption, ScoredCheckpointOption, ScoredDataRootOption, ScoredDeviceOption,
-    ScoredModelOption, SeedOption, SeedsOption, SweepDataRootOption, SynthFramesOption, TestFramesOption,
-    ThreadsOption, ThroughputBatchOption, TimeoutOption, TrainDatasetOption, YAxisChoice, YAxisOption, parse_dataset,
-    parse_list, parse_model, parse_models, parse_seeds, read_options, run_settings
+    ScoredModelOption, SeedOption, SeedsOption, SelectChoice, SelectOption, SweepDataRootOption, SynthFramesOption,
+    TestFramesOption,
+    ThreadsOption, TimeoutOption, TrainDatasetOption, YAxisChoice, YAxisOption, parse_dataset,
+    parse_list, parse_model, parse_models, parse_runtime_list, parse_seeds, read_options, run_settings
 )
 
 app = OneLineOSErrors(name="hpbench", help="Benchmark 3D hand pose estimation from depth: score, profile, report.",
@@ -68,6 +71,7 @@ def eval_command(
     checkpoint: ScoredCheckpointOption = None,
     data_root: ScoredDataRootOption = None,
     device: ScoredDeviceOption = "cpu",
+    centers: CentersOption = None,
 ) -> None:
     """Score prediction files against the real test labels: mean 3D error, success rates, AUC.
 
@@ -83,7 +87,8 @@ def eval_command(
         _fail("give either prediction files or --model, not both")
     options = read_options(coords, y_axis, joint_order, frames, check)
     if model is not None:
-        scores, refused = [_score_model(model, checkpoint, dataset, data_root=data_root, save=save, device=device)], []
+        scores, refused = [_score_model(model, checkpoint, dataset, data_root=data_root, save=save, device=device,
+                                 centers=centers)], []
     else:
         try:
             scores, refused = score_files(files, dataset=dataset, options=options, eval_dir=eval_dir, labels=labels,
@@ -134,7 +139,9 @@ def report_command(
     """Tables (LaTeX, Markdown, CSV) and figures from prediction files and result files."""
     from hpbench._render import show_report
     from hpbench.report import report_files
+    from hpbench.report.figures import seaborn_without_scipy
 
+    seaborn_without_scipy()  # this process draws and exits: seaborn's KDE and clustering are never used
     try:
         report = report_files(paths, out, formats=parse_list(formats, "--format"), figures=figures, paper=paper,
                               methods=parse_list(methods, "--methods") if methods else None, dataset=dataset,
@@ -154,26 +161,34 @@ def profile_command(
     dataset: JointsDatasetOption = "nyu",
     device: ProfileDeviceOption = DeviceChoice.cpu,
     threads: LatencyThreadsOption = None,
-    batch: BatchOption = 1,
-    throughput_batch: ThroughputBatchOption = 32,
-    rounds: RoundsOption = 3,
-    min_time: MinTimeOption = 1.0,
+    runtimes: RuntimesOption = None,
+    budget: BudgetOption = None,
+    precise: PreciseOption = False,
+    throughput_batch: SweepBatchOption = 32,
+    rounds: ProfileRoundsOption = None,
+    min_time: ProfileMinTimeOption = None,
     reference: ReferenceOption = None,
     fvcore: FvcoreOption = True,
-    onnxruntime: OnnxruntimeOption = None,
+    onnxruntime: ProfileOnnxOption = None,
     out: ProfileOutOption = Path("results/profile.csv"),
 ) -> None:
-    """Parameters, MACs from thop / exact / fvcore counters, and latency with spread."""
-    from hpbench._render import show_profile
+    """Parameters, MACs from thop / exact / fvcore counters, and timing per runtime within a budget, with spread."""
+    from dataclasses import replace
+
+    from hpbench._render_profile import show_profile
     from hpbench.cards import CardError
-    from hpbench.profile import profile_report
+    from hpbench.profile import Budget, profile_report
 
     reference = parse_model(reference, "--reference") if reference is not None else None
+    chosen = Budget.precise() if precise else Budget()
+    chosen = replace(chosen, seconds=budget or chosen.seconds, rounds=rounds or chosen.rounds,
+                     max_batch=max(throughput_batch, chosen.max_batch if precise and throughput_batch == 32 else 1))
     try:
         report = profile_report(
             parse_models(models), dataset=dataset, device=device.value, reference=reference, threads=threads,
-            batch=batch, throughput_batch=throughput_batch, rounds=rounds, min_run_time_s=min_time, fvcore=fvcore,
-            onnxruntime=onnxruntime, out=out, progress=lambda text: _console(stderr=True).print(text, style="dim"))
+            runtimes=parse_runtime_list(runtimes), budget=chosen, sweep=throughput_batch > 0, fvcore=fvcore,
+            onnxruntime=onnxruntime, min_run_time_s=min_time, out=out,
+            progress=lambda text: _console(stderr=True).print(text, style="dim"))
     except CardError as error:
         _fail(str(error))
     show_profile(report)
@@ -205,6 +220,8 @@ def run_command(
     profile: RunProfileOption = True,
     floor: FloorOption = True,
     eval_dir: EvalDirOption = None,
+    centers: CentersOption = None,
+    select: SelectOption = SelectChoice.final,
 ) -> None:
     """Train, evaluate, profile and report models on a dataset (synthetic by default)."""
     settings = run_settings(locals())
@@ -238,6 +255,8 @@ def train_command(
     overwrite: OverwriteOption = False,
     compile: CompileOption = False,
     profile: RunProfileOption = False,
+    centers: CentersOption = None,
+    select: SelectOption = SelectChoice.final,
 ) -> None:
     """Train and evaluate one model into its run directory (the layout of `hpbench run`, no report).
 
@@ -323,6 +342,7 @@ def sweep_command(
     cpus: CpusOption = None,
     log_dir: LogDirOption = None,
     eval_dir: EvalDirOption = None,
+    centers: CentersOption = None,
 ) -> None:
     """Train models x datasets x seeds, one job each (local or Slurm), then report mean +- std over seeds.
 

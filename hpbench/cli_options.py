@@ -18,6 +18,8 @@ if TYPE_CHECKING:
     from hpbench.scoring import ReadOptions
 
 __all__ = [
+    "SelectChoice",
+    "SelectOption",
     "ResumeOption",
     "RunProfileOption",
     "LogDirOption",
@@ -34,6 +36,14 @@ __all__ = [
     "SeedsOption",
     "DatasetsOption",
     "CentersOption",
+    "BudgetOption",
+    "PreciseOption",
+    "ProfileMinTimeOption",
+    "ProfileOnnxOption",
+    "ProfileRoundsOption",
+    "RuntimesOption",
+    "SweepBatchOption",
+    "parse_runtime_list",
     "AtolOption", "BatchOption", "BatchSizeOption", "CheckOption", "CompileOption", "CoordsChoice", "CoordsOption",
     "CropSizeOption", "DataRootOption", "DatasetOption", "DeviceChoice", "DeviceOption", "DynamicBatchOption",
     "EpochsOption", "EvalDirOption", "ExecutorChoice", "ExportCheckpointOption", "ExportFormat", "ExportFormatOption",
@@ -66,6 +76,11 @@ class DeviceChoice(str, enum.Enum):
     cpu = "cpu"
     cuda = "cuda"
     auto = "auto"
+
+
+class SelectChoice(str, enum.Enum):
+    final = "final"
+    best_test = "best-test"
 
 
 class ExportFormat(str, enum.Enum):
@@ -150,6 +165,37 @@ OnnxruntimeOption = Annotated[Optional[bool], typer.Option(
     "--onnxruntime/--no-onnxruntime",
     help="Also time each model's ONNX export on ONNX Runtime's CPU provider (default: when installed).")]
 ProfileOutOption = Annotated[Optional[Path], typer.Option(help="Write result rows to this CSV file.")]
+RuntimesOption = Annotated[Optional[str], typer.Option(
+    "--runtimes", help="Comma-separated: eager, fused (hpbench.fuse), compile (torch.compile, inductor), onnx "
+                       "(ONNX Runtime CPU), cudagraph, tensorrt, or all. Default: eager,fused (on a GPU also "
+                       "cudagraph,tensorrt).")]
+BudgetOption = Annotated[Optional[float], typer.Option(
+    "--budget", min=0.1, help="Seconds per model and runtime: warm-up, latency, batch sweep (default: 6; 60 with "
+                              "--precise). Counters and ONNX export come on top.")]
+PreciseOption = Annotated[bool, typer.Option(
+    "--precise", help="Long measurements: 60 s per model and runtime, 200 samples in 5 rounds, batches to 1024.")]
+SweepBatchOption = Annotated[int, typer.Option(
+    "--throughput-batch", min=0, help="Largest batch of the throughput sweep 8, 32, 128, ... where it fits the "
+                                      "budget and memory (0: batch 1 only).")]
+ProfileOnnxOption = Annotated[Optional[bool], typer.Option(
+    "--onnxruntime/--no-onnxruntime",
+    help="Also time ONNX Runtime (as onnx in --runtimes; the export takes 10-20 s per model on 2 cores).")]
+ProfileRoundsOption = Annotated[Optional[int], typer.Option(
+    "--rounds", min=1, help="Interleaved latency rounds (default: 3; 5 with --precise).")]
+ProfileMinTimeOption = Annotated[Optional[float], typer.Option(
+    "--min-time", min=0.01, help="Seconds of latency per model, runtime and round (overrides --budget's share).")]
+
+
+def parse_runtime_list(text: str | None) -> tuple:  # -> tuple[hpbench.latency.Runtime, ...]
+    """``--runtimes`` into runtimes (None: the default set); an unknown name fails naming the choices."""
+    from hpbench.latency import DEFAULT_RUNTIMES, parse_runtimes
+
+    if text is None:
+        return DEFAULT_RUNTIMES
+    try:
+        return parse_runtimes(text)
+    except ValueError as error:
+        fail(f"--runtimes: {error}")
 
 # synth and throughput
 SynthOutOption = Annotated[Path, typer.Option(
@@ -192,6 +238,9 @@ CentersOption = Annotated[Optional[Path], typer.Option(
                       "center_test_refined.txt), or one file for a single split (eval's test split); read in the "
                       "protocol's format (u v d lines; world x y z for v2v). Default: the protocol's files under the "
                       "data root or its centers/ folder, else the centre of mass, recorded as a fallback.")]
+SelectOption = Annotated[SelectChoice, typer.Option(
+    "--select", help="Checkpoint to score: final, or best-test (every epoch checkpoint scored on the test set, the "
+                     "best kept, as TriHorn-Net and A2J report; its rows say so in their protocol).")]
 ResultsOption = Annotated[Path, typer.Option("--results", "--results-dir", help="Folder of run directories.")]
 ReportsOption = Annotated[Path, typer.Option(help="Folder of reports.")]
 DeviceOption = Annotated[str, typer.Option(help="cpu or cuda.")]
@@ -371,7 +420,15 @@ def run_settings(options: dict[str, object], *, check_device_option: bool = True
 
     if check_device_option:
         check_device(str(options["device"]))
+    centers = options.get("centers")
+    if isinstance(centers, Path) and not centers.is_dir():
+        fail(f"--centers {centers}: " + ("a training run crops its train and test splits around different centres: "
+                                         "give the folder holding the protocol's centre files (one file is for "
+                                         "`hpbench eval --model`, which reads the test split only)"
+                                         if centers.is_file() else "no such folder"))
     try:
-        return RunSettings(**{field.name: options[field.name] for field in fields(RunSettings) if field.name in options})
+        values = {field.name: options[field.name] for field in fields(RunSettings) if field.name in options}
+        return RunSettings(**{name: value.value if isinstance(value, enum.Enum) else value
+                              for name, value in values.items()})
     except ValueError as error:  # --resume with --overwrite
         fail(str(error))

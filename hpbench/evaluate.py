@@ -74,18 +74,21 @@ def evaluate(
     batch_size: int | None = None,
     device: str = "cpu",
     progress: bool = False,
+    crop: Any | None = None,
 ) -> Score:
     """Score ``model`` on a test :class:`hpbench.data.cache.CropCache` of ``dataset``; writes the
     prediction file.
 
-    Errors are 3D distances in mm between decoded predictions and the cache's
-    image labels, both converted with the dataset's camera.
+    ``crop``: the protocol's crop (:mod:`hpbench.protocol`), which chooses the model input as in
+    training (:func:`hpbench.data.augment.adapt_input`: A2J's box crops standardized; None: the
+    normalized crop as cached). Errors are 3D distances in mm between decoded predictions and the
+    cache's image labels, both converted with the dataset's camera.
     """
     from hpbench.data.cache import CropDataset
 
     if cache.dataset != dataset.name:
         raise ValueError(f"the crop cache {cache.path} holds {cache.dataset!r}, not {dataset.name!r}")
-    crops = predict_crops(model, CropDataset(cache), batch_size=batch_size, device=device, progress=progress,
+    crops = predict_crops(model, CropDataset(cache, crop=crop), batch_size=batch_size, device=device, progress=progress,
                           label=f"{method}: evaluating on {dataset.name} {cache.split}")
     transform: CropTransform = cache.transform
     pred_uvd = transform.to_image(crops)
@@ -120,14 +123,17 @@ def evaluate_checkpoint(
     batch_size: int | None = None,
     device: str = "cpu",
     progress: bool = False,
+    centers: str | os.PathLike[str] | None = None,
 ) -> tuple[Score, Path]:
     """Score registered model ``name`` with the weights of ``checkpoint`` (safetensors; None: the
-    sha256-checked checkpoint its card ships for ``dataset``) on ``dataset``'s test split.
+    sha256-checked checkpoint its card ships for ``dataset``) on ``dataset``'s test split, cropped around
+    the test centres of its protocol (``centers``: a centre file, or a folder holding the protocol's file;
+    None: looked up below the data root, else the centre of mass).
 
     Returns the score and the checkpoint used.
     """
-    from hpbench.cards import zoo_checkpoint
-    from hpbench.data.cache import open_crop_cache
+    from hpbench.cards import load_protocol, zoo_checkpoint
+    from hpbench.data.cache import CropSettings, open_protocol_cache
     from hpbench.models import create_model, models
     from hpbench.train import load_checkpoint_weights
 
@@ -135,8 +141,9 @@ def evaluate_checkpoint(
     path = zoo_checkpoint(name, dataset.name) if checkpoint is None else Path(checkpoint)
     if not path.is_file():
         raise FileNotFoundError(f"checkpoint {path} does not exist")
-    cache = open_crop_cache(dataset, "test", crop_settings(name, dataset), data_root=data_root,
-                            progress=progress)
+    protocol = load_protocol(name, protocol_key(dataset))
+    cache, _ = open_protocol_cache(dataset, "test", CropSettings.of(protocol.crop), protocol.centers, given=centers,
+                                   data_root=data_root, progress=progress)
     model = load_checkpoint_weights(create_model(name, num_joints=cache.joints.shape[1]), path)
     return evaluate(model, cache, dataset=dataset, method=name, predictions_path=predictions_path,
                     batch_size=batch_size, device=device, progress=progress), path

@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from hpbench._text import plural
 from hpbench.rundir import RunDir, RunRefused
 
 if TYPE_CHECKING:
@@ -35,13 +36,15 @@ if TYPE_CHECKING:
     from hpbench.data.cache import CropCache, CropSettings
     from hpbench.data.specs import DatasetSpec
     from hpbench.protocol import Protocol
-    from hpbench.runner import ModelRun, RunSettings
+    from hpbench.runparts import ModelRun, RunSettings
     from hpbench.scoring import Score
 
-__all__ = ["FOLDS_DIR", "FoldResult", "LosoResult", "Subjects", "loso_protocol", "run_loso", "subject_crop", "subjects"]
+__all__ = ["FOLDS_DIR", "FOLDS_JSON", "FoldResult", "LosoResult", "Subjects", "loso_protocol", "run_loso", "subject_crop", "subjects"]
 
 FOLDS_DIR = "folds"
 """Folder of the per-fold run directories inside a leave-one-subject-out run directory."""
+FOLDS_JSON = "folds.json"
+"""Per-fold errors, beside the combined predictions."""
 
 
 @dataclass(frozen=True)
@@ -77,11 +80,18 @@ class LosoResult:
         return None if self.score is None else self.score.mean_error_mm
 
     def as_model_run(self) -> ModelRun:
-        """The outcome as :class:`hpbench.runner.ModelRun` (what ``hpbench run`` prints and reports)."""
-        from hpbench.runner import ModelRun
+        """The outcome as :class:`hpbench.runparts.ModelRun` (what ``hpbench run`` prints and reports)."""
+        from hpbench.runparts import ModelRun
 
-        notes = tuple(f"{fold.subject}: {fold.frames} frames, {fold.mean_error_mm:.2f} mm, cube {fold.cube_mm:g} mm"
-                      f"{'' if fold.trained else ' (finished earlier, reused)'}" for fold in self.folds)
+        notes: tuple[str, ...] = ()
+        if self.folds:
+            errors = [fold.mean_error_mm for fold in self.folds]
+            cubes = sorted({fold.cube_mm for fold in self.folds})
+            reused = [fold.subject for fold in self.folds if not fold.trained]
+            notes = (f"{plural(len(self.folds), 'fold')} ({self.folds[0].subject}..{self.folds[-1].subject}): "
+                     f"{min(errors):.2f}-{max(errors):.2f} mm per held-out subject, cube "
+                     + (f"{cubes[0]:g}" if len(cubes) == 1 else f"{cubes[0]:g}-{cubes[-1]:g}") + " mm"
+                     + (f"; reused finished {', '.join(reused)}" if reused else "") + f"; per fold: {self.run_dir.path / FOLDS_JSON}",)
         return ModelRun(model=self.model, run_dir=self.run_dir, mean_error_mm=self.mean_error_mm, error=self.error,
                         notes=notes, refused=self.refused)
 
@@ -141,7 +151,7 @@ class _Job:
 
 
 def run_loso(card: str, dataset: DatasetSpec, seed: int, settings: RunSettings, *, results_dir: Path,
-             folds: Sequence[int] | None = None, centers: Path | None = None, progress: bool = True,
+             folds: Sequence[int] | None = None, progress: bool = True,
              echo: Callable[[str], None] = print) -> LosoResult:
     """Run model ``card`` on ``dataset`` leave-one-subject-out into
     ``results_dir/<dataset>/<card>-s<seed>/`` (see the module docstring).
@@ -150,24 +160,27 @@ def run_loso(card: str, dataset: DatasetSpec, seed: int, settings: RunSettings, 
     the concatenated predictions are scored once every fold is finished. ``settings.resume`` reuses
     finished folds and resumes an interrupted one from its checkpoints; ``settings.overwrite`` trains
     the folds run now again; without either, a fold folder holding an earlier run is refused.
-    ``centers``: a file or folder of centre files (``--centers``). A card without a protocol for the
-    dataset, or whose protocol is not leave-one-subject-out, raises (CardError / ValueError, one line)
+    Centre files come from ``settings.centers`` (``--centers``, a folder) or the data root. A card
+    without a protocol for the dataset, or whose protocol is not leave-one-subject-out, raises (CardError / ValueError, one line)
     before any work. A fold's failure stops the run: its traceback goes to the fold's error.txt and
     the returned result carries the one-line message.
     """
-    from hpbench.runner import _load_card, _torch_threads, resolve_data_root
+    from hpbench.runparts import load_registered_card, resolve_data_root, torch_threads
 
     protocol = loso_protocol(card, dataset)
+    if settings.select != "final":
+        raise ValueError("--select best-test is not implemented for leave-one-subject-out runs: each fold is "
+                         "scored with its final checkpoint")
     names = subjects(dataset)
     chosen = sorted(set(range(len(names)) if folds is None else folds))
     if any(not 0 <= k < len(names) for k in chosen):
         raise ValueError(f"folds must be in 0..{len(names) - 1} ({', '.join(names)}), got {list(folds or [])}")
     top = RunDir.of(results_dir, dataset.name, card, seed)
-    job = _Job(card=_load_card(card), protocol=protocol, dataset=dataset, seed=seed, settings=settings, top=top,
-               data_root=resolve_data_root(dataset, settings, seed=seed, progress=progress), centers=centers,
+    job = _Job(card=load_registered_card(card), protocol=protocol, dataset=dataset, seed=seed, settings=settings, top=top,
+               data_root=resolve_data_root(dataset, settings, seed=seed, progress=progress), centers=settings.centers,
                progress=progress, echo=echo)
     done: dict[int, FoldResult] = {}
-    with _torch_threads(settings.threads):
+    with torch_threads(settings.threads):
         for k in range(len(names)):
             fold_dir = _fold_dir(top, names[k])
             try:
@@ -242,7 +255,7 @@ def _train_fold(job: _Job, k: int, run_dir: RunDir) -> None:
     from hpbench.data.crop import Augmentation
     from hpbench.evaluate import evaluate
     from hpbench.models import create_model
-    from hpbench.runner import _environment, _epoch_log, _warning, schedule
+    from hpbench.runparts import epoch_log, run_environment, schedule, warning_callback
     from hpbench.train import train
 
     names = subjects(job.dataset)
@@ -253,7 +266,7 @@ def _train_fold(job: _Job, k: int, run_dir: RunDir) -> None:
     config = _fold_config(job, k, recipe, max_steps, {"train": parts[0][2], "test": test_note}, keep)
     if job.settings.resume:
         _check_resumable(run_dir, config)
-    environment = _environment(job.settings.device)
+    environment = run_environment(job.settings.device)
     if job.settings.overwrite:
         run_dir.clear()
     run_dir.clear_failure()
@@ -270,7 +283,7 @@ def _train_fold(job: _Job, k: int, run_dir: RunDir) -> None:
     label = f"{job.card.name} {names[k]}"
     train(model, Subjects(datasets, keep), recipe, checkpoint_dir=run_dir.checkpoints, seed=job.seed,
           max_steps=max_steps, device=job.settings.device, resume=job.settings.resume, progress=job.progress,
-          log=_epoch_log(run_dir, label, job.echo), warn=_warning(run_dir, label, job.echo, True),
+          log=epoch_log(run_dir, label, job.echo), warn=warning_callback(run_dir, label, job.echo, True),
           compile=job.settings.compile, name=label)
     score = evaluate(model, test_cache, dataset=job.dataset, method=job.card.name,
                      predictions_path=run_dir.predictions, device=job.settings.device, progress=job.progress)
@@ -372,7 +385,7 @@ def _combine(job: _Job, folds: Sequence[FoldResult]) -> Score:
     from hpbench.data.formats import open_split
     from hpbench.evaluate import frame_names
     from hpbench.predictions import read_prediction_file, write_prediction_file
-    from hpbench.runner import _environment
+    from hpbench.runparts import run_environment
     from hpbench.scoring import GroundTruth, ReadOptions, score_predictions
 
     spec, joints = job.dataset, job.dataset.num_joints
@@ -390,8 +403,8 @@ def _combine(job: _Job, folds: Sequence[FoldResult]) -> Score:
                             source=indexes[0].root)
         score = score_predictions(read_prediction_file(path, num_joints=joints, dataset=spec.name), truth,
                                   ReadOptions(coords="uvd", check=False), method=job.card.name)
-        _write_rows(job.top.metrics, score, _environment(job.settings.device), job.seed, split="test")
-        (job.top.path / "folds.json").write_text(json.dumps(
+        _write_rows(job.top.metrics, score, run_environment(job.settings.device), job.seed, split="test")
+        (job.top.path / FOLDS_JSON).write_text(json.dumps(
             [{"subject": f.subject, "frames": f.frames, "mean_error_mm": f.mean_error_mm, "cube_mm": f.cube_mm}
              for f in folds], indent=1))
         job.top.write_config({"model": job.card.name, "dataset": spec.name, "seed": job.seed,

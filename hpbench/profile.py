@@ -12,21 +12,24 @@ each counter under its own name and convention (design/profiling.md):
 - ``fvcore``: fvcore's ``FlopCountAnalysis`` (jit trace): MACs for conv, linear,
   matmul, einsum, upsampling and BN; ops it does not know are listed, not counted.
 
-Latency: ``torch.utils.benchmark`` ``blocked_autorange`` after warm-up, in
-inference mode, at a stated thread count; median and p10/p90 over the measured
-blocks, with device, torch version, dtype and threads recorded beside the figure.
-Models are timed in interleaved rounds (A, B, A, B, ...) so that ratios come from
-the same process and moment, and the round-to-round spread is reported. Optionally
-each model's ONNX export (hpbench.export) is timed the same way on ONNX Runtime's
-CPU provider at the same thread count, under the device ``onnxruntime-cpu``.
+Timing (hpbench.latency): every model in every runtime (eager, eager fused by hpbench.fuse, torch.compile,
+ONNX Runtime; on CUDA also CUDA graphs and TensorRT, unverified until a GPU run confirms them) within a time
+budget per model and runtime, in rounds interleaved across models and runtimes so that contention hits them
+alike; each figure carries its samples, p10/median/p90, the spread between rounds, the machine's load and
+how long our threads waited for a CPU, and is flagged unreliable (with the reason) when these say the
+machine was busy, after one repeat. Ratios compare models within one runtime. A batch sweep (8, 32, ...)
+gives throughput and peak memory where the budget and memory allow.
 """
 
 from __future__ import annotations
 
 import contextlib
 import copy
+import dataclasses
 import io
 import os
+import tempfile
+import time
 import warnings
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -35,36 +38,38 @@ import torch
 from torch import nn
 
 from hpbench._text import plural
-from hpbench.export import onnxruntime_latency
 from hpbench.latency import (
-    Environment, Latency, environment, interleaved_latency, measure_latency, summarize_rounds,
+    DEFAULT_RUNTIMES, LATENCY_SHARE, MAX_WAIT, Budget, Environment, Latency, Runtime, Target, Timing, environment,
+    measure_latency, significant, time_targets,
 )
 
 __all__ = [
     "COUNTER_CONVENTIONS",
     "DEFAULT_REFERENCE",
+    "DEFAULT_RUNTIMES",
     "ONNXRUNTIME",
+    "Budget",
     "CostRow",
     "Environment",
-    "LatencyRow",
     "Latency",
     "MacCounts",
+    "ModelProfile",
+    "ProfileReport",
+    "Runtime",
+    "Timing",
+    "TimingRow",
     "count_macs",
     "count_parameters",
     "environment",
     "exact_macs",
     "fvcore_macs",
     "measure_latency",
-    "onnxruntime_latency",
-    "thop_macs",
-    "unused_parameters",
-    "interleaved_latency",
     "profile_models",
     "profile_report",
     "profile_rows",
-    "ProfileReport",
-    "summarize_rounds",
-    "ModelProfile",
+    "significant",
+    "thop_macs",
+    "unused_parameters",
 ]
 
 COUNTER_CONVENTIONS: dict[str, str] = {
@@ -73,7 +78,8 @@ COUNTER_CONVENTIONS: dict[str, str] = {
     "fvcore": "fvcore MACs (jit trace): conv, linear, matmul, einsum, upsample, BN; unknown ops listed",
 }
 ONNXRUNTIME = "onnxruntime-cpu"
-"""Latency key (beside "cpu", "cuda") and row device of ONNX Runtime's CPU provider timings."""
+"""Key of ONNX Runtime's CPU provider timings in :attr:`ModelProfile.latency` (beside "cpu", "cuda") and
+their rows' device."""
 ONNX_TOLERANCE = 1e-4
 """Max |ONNX Runtime - PyTorch| joint coordinate (crop px, normalized depth) above which a note is left."""
 DISAGREEMENT = 0.05
@@ -116,13 +122,18 @@ def _quiet() -> Iterator[None]:
 def thop_macs(model: nn.Module, example: torch.Tensor) -> int:
     """thop's MAC count at the example's batch size, on a deep copy in eval mode.
 
-    (thop registers buffers on the model it profiles: never hand it the real one.)
+    (thop registers buffers on the model it profiles: never hand it the real one.) Run on the meta device
+    when the model allows it: thop's hooks read shapes only, so the count is the same (checked for every
+    registered model) without the arithmetic (trinet: 1 s instead of 6-10 s on 2 busy cores).
     """
-    probe = copy.deepcopy(model).eval()
     with _quiet(), torch.no_grad():
         import thop  # its import warns about distutils
 
-        macs, _ = thop.profile(probe, inputs=(example,), verbose=False)
+        try:
+            macs, _ = thop.profile(copy.deepcopy(model).to("meta").eval(), inputs=(example.to("meta"),),
+                                   verbose=False)
+        except (RuntimeError, NotImplementedError, TypeError, ValueError, AttributeError):
+            macs, _ = thop.profile(copy.deepcopy(model).eval(), inputs=(example,), verbose=False)
     return int(round(float(macs)))
 
 
@@ -222,7 +233,8 @@ def count_macs(model: nn.Module, example: torch.Tensor, *, fvcore: bool = True) 
 
 @dataclass(frozen=True)
 class ModelProfile:
-    """Everything measured about one model at one dataset's joint count."""
+    """Everything measured about one model at one dataset's joint count: counts, and its timings in
+    every runtime (batch 1 first, then the batch sweep)."""
 
     model: str
     dataset: str
@@ -232,10 +244,157 @@ class ModelProfile:
     excluded_params: str
     unused: tuple[str, ...] | None
     macs: MacCounts
-    latency: dict[str, list[Latency]]
-    throughput: dict[str, Latency]
+    timings: tuple[Timing, ...] = ()
     onnx_max_abs_diff: float | None = None
     notes: tuple[str, ...] = ()
+
+    @property
+    def latency(self) -> dict[str, Timing]:
+        """Batch-1 timings by key: the device for eager PyTorch ("cpu", "cuda"), :data:`ONNXRUNTIME`, else
+        "<device> <runtime label>"."""
+        return {_key(t): t for t in self.timings if t.batch == 1}
+
+
+def _key(timing: Timing) -> str:
+    if timing.runtime is Runtime.EAGER:
+        return timing.env.device
+    if timing.runtime is Runtime.ONNX:
+        return ONNXRUNTIME
+    return f"{timing.env.device} {timing.runtime.label}"
+
+
+class _Exports:
+    """Each model's ONNX export, made once (in a temporary folder) for ONNX Runtime and TensorRT, checked
+    against PyTorch; what failed is remembered and said once."""
+
+    def __init__(self, folder: str) -> None:
+        self.folder, self.paths, self.failed = folder, {}, {}
+        self.seconds: dict[str, float] = {}
+        self.diffs: dict[str, float] = {}
+
+    def path(self, name: str, model: nn.Module, shape: tuple[int, ...]):
+        from pathlib import Path
+
+        from hpbench.export import check_onnx, example_input, export_onnx
+
+        if name in self.failed:
+            raise RuntimeError(self.failed[name])
+        if name not in self.paths:
+            start = time.perf_counter()
+            try:
+                path = export_onnx(model, example_input(shape), Path(self.folder) / f"{len(self.paths)}.onnx")
+                # no tolerance here: a larger difference is reported beside the timing, not fatal
+                self.diffs[name] = check_onnx(model, path, example_input(shape), atol=float("inf"))
+            except Exception as error:  # exporter, checker and ONNX Runtime raise many types
+                message = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+                self.failed[name] = message
+                raise
+            self.seconds[name] = time.perf_counter() - start
+            self.paths[name] = path
+        return self.paths[name]
+
+
+def _torch_step(net: nn.Module, shape: tuple[int, ...], device: torch.device) -> Callable[[int], Callable]:
+    from hpbench.export import example_input
+
+    def step(batch: int) -> Callable[[], object]:
+        inputs = example_input(shape, batch=batch).to(device)
+
+        def call() -> object:
+            with torch.inference_mode():
+                return net(inputs)
+        return call
+    return step
+
+
+def _onnx_step(session, shape: tuple[int, ...]) -> Callable[[int], Callable]:
+    from hpbench.export import example_input
+
+    def step(batch: int) -> Callable[[], object]:
+        feed = {session.get_inputs()[0].name: example_input(shape, batch=batch).numpy()}
+        return lambda: session.run(None, feed)
+    return step
+
+
+def _onnx_target(name: str, model: nn.Module, runtime: Runtime, shape: tuple[int, ...], threads: int,
+                 exports: _Exports) -> Target:
+    from hpbench.export import onnxruntime_session
+
+    path = exports.path(name, model, shape)
+    import onnxruntime as ort
+
+    if runtime is Runtime.ONNX:
+        session = onnxruntime_session(path, threads=threads)
+        return Target(name, runtime, torch.device("cpu"), _onnx_step(session, shape),
+                      f"onnxruntime {ort.__version__} CPUExecutionProvider", threads)
+    if "TensorrtExecutionProvider" not in ort.get_available_providers():
+        raise RuntimeError("onnxruntime has no TensorrtExecutionProvider (onnxruntime-gpu with TensorRT)")
+    options = ort.SessionOptions()
+    options.log_severity_level = 3
+    session = ort.InferenceSession(str(path), options, providers=[
+        ("TensorrtExecutionProvider", {"trt_fp16_enable": False}), "CUDAExecutionProvider"])
+    if session.get_providers()[0] != "TensorrtExecutionProvider":
+        raise RuntimeError(f"TensorRT not used: onnxruntime chose {session.get_providers()[0]}")
+    return Target(name, runtime, torch.device("cuda"), _onnx_step(session, shape),
+                  f"onnxruntime {ort.__version__} TensorrtExecutionProvider fp32, host input", threads)
+
+
+def _target(name: str, model: nn.Module, runtime: Runtime, device: str, shape: tuple[int, ...], threads: int,
+            exports: _Exports) -> tuple[Target, str]:
+    """A prepared model in ``runtime`` on ``device`` and '' or what the preparation says (fusion)."""
+    if runtime in (Runtime.ONNX, Runtime.TENSORRT):
+        return _onnx_target(name, model, runtime, shape, threads, exports), ""
+    where, said = torch.device(device), ""
+    net = copy.deepcopy(model).eval()
+    method = "eager PyTorch, inference mode"
+    if runtime is Runtime.FUSED:
+        net, said = _fused(net)
+        method = "hpbench.fuse.fuse_for_inference, inference mode"
+    net = net.to(where)
+    if runtime is Runtime.COMPILE:
+        net = torch.compile(net)  # compiles (inductor) at the first call, in the warm-up
+        method = "torch.compile (inductor), inference mode; compiled in the warm-up"
+    if runtime is Runtime.CUDA_GRAPH:
+        from hpbench.export import example_input
+        from hpbench.latency import _cuda_graph
+
+        return Target(name, runtime, where, lambda b: _cuda_graph(net, example_input(shape, batch=b).to(where)),
+                      "CUDA graph replay of eager PyTorch", threads), ""
+    return Target(name, runtime, where, _torch_step(net, shape, where), method, threads), said
+
+
+def _fused(net: nn.Module) -> tuple[nn.Module, str]:
+    """``hpbench.fuse`` applied to ``net`` (every model alike) and its one-line account."""
+    try:
+        from hpbench.fuse import fuse_with_report
+    except ImportError:
+        try:
+            from hpbench.fuse import fuse_for_inference
+        except ImportError:
+            raise RuntimeError("hpbench.fuse.fuse_for_inference is not available") from None
+        return fuse_for_inference(net), "fuse_for_inference"
+    fused, report = fuse_with_report(net)
+    return fused, report.describe()
+
+
+def _applies(runtime: Runtime, device: str) -> bool:
+    if runtime.cuda_only:
+        return device == "cuda"
+    return device == "cpu" if runtime is Runtime.ONNX else True
+
+
+def _legacy_budget(budget: Budget, rounds: int | None, min_run_time_s: float | None,
+                   throughput_batch: int | None) -> tuple[Budget, bool]:
+    """The budget with the old knobs applied: ``rounds``, ``min_run_time_s`` (seconds per round of
+    latency), ``throughput_batch`` (largest batch of the sweep; 0: no sweep)."""
+    changes: dict[str, object] = {}
+    if rounds is not None:
+        changes["rounds"] = rounds
+    if min_run_time_s is not None:
+        changes["seconds"] = min_run_time_s * changes.get("rounds", budget.rounds) / LATENCY_SHARE
+    if throughput_batch:
+        changes["max_batch"] = throughput_batch
+    return dataclasses.replace(budget, **changes), throughput_batch != 0
 
 
 def profile_models(
@@ -244,113 +403,106 @@ def profile_models(
     dataset: str,
     devices: Sequence[str] = ("cpu",),
     threads: int | None = None,
-    batch: int = 1,
-    throughput_batch: int = 32,
-    rounds: int = 3,
-    min_run_time_s: float = 1.0,
+    runtimes: Sequence[Runtime] = DEFAULT_RUNTIMES,
+    budget: Budget = Budget(),
+    sweep: bool = True,
     fvcore: bool = True,
-    onnxruntime: bool = False,
+    onnxruntime: bool | None = None,
+    rounds: int | None = None,
+    min_run_time_s: float | None = None,
+    throughput_batch: int | None = None,
     progress: Callable[[str], None] | None = None,
 ) -> list[ModelProfile]:
-    """Profile registered models at their card's input shape for ``dataset``'s joints.
+    """Profile registered models at their card's input shape for ``dataset``'s joints: counters once,
+    then every model in every runtime that applies to each device, timed together (:func:`time_targets`:
+    interleaved rounds within ``budget``, contention detected, the batch sweep when ``sweep``).
 
-    Latency at ``batch`` is timed in ``rounds`` interleaved rounds per device;
-    throughput once at ``throughput_batch`` (0 skips it). ``onnxruntime``: also
-    time each model's ONNX export on ONNX Runtime's CPU provider (latency key
-    ``ONNXRUNTIME``), or leave a note why not.
+    ``onnxruntime``: True adds, False removes :attr:`Runtime.ONNX`. ``rounds``, ``min_run_time_s`` (seconds
+    per latency round) and ``throughput_batch`` (largest swept batch, 0: none) adjust ``budget``.
     """
+    budget, swept = _legacy_budget(budget, rounds, min_run_time_s, throughput_batch)
+    swept = swept and sweep
+    runtimes = [r for r in runtimes if r is not Runtime.ONNX or onnxruntime is not False]
+    if onnxruntime and Runtime.ONNX not in runtimes:
+        runtimes.append(Runtime.ONNX)
+    built, profiles = _count_all(names, dataset=dataset, fvcore=fvcore, progress=progress)
+    threads = threads or torch.get_num_threads()
+    previous = torch.get_num_threads()
+    with tempfile.TemporaryDirectory(prefix="hpbench-onnx-") as folder:
+        exports, targets = _Exports(folder), []
+        for device in devices:
+            for runtime in (r for r in runtimes if _applies(r, device)):
+                for name, (model, shape) in built.items():
+                    if progress:
+                        progress(f"preparing {name} in {runtime.label}" +
+                                 (" (ONNX export)" if runtime is Runtime.ONNX else ""))
+                    try:
+                        target, said = _target(name, model, runtime, device, shape, threads, exports)
+                    except Exception as error:  # a runtime that cannot take a model is said, not fatal
+                        _skip_note(profiles[name], runtime, error)
+                        continue
+                    targets.append(target)
+                    if said and said not in profiles[name]["notes"]:
+                        profiles[name]["notes"] += (said,)
+        try:
+            torch.set_num_threads(threads)
+            timings, notes = time_targets(targets, budget, sweep=swept, progress=progress)
+        finally:
+            torch.set_num_threads(previous)
+    for name in built:
+        profiles[name]["timings"] = tuple(t for t in timings if t.model == name)
+        profiles[name]["notes"] += tuple(note.removeprefix(f"{name}, ") for note in notes if note.startswith(f"{name}, "))
+        profiles[name]["onnx_max_abs_diff"] = exports.diffs.get(name)
+        if name in exports.seconds:
+            profiles[name]["notes"] += (f"ONNX export took {exports.seconds[name]:.1f} s (not in the timings)",)
+        if exports.diffs.get(name, 0.0) > ONNX_TOLERANCE:
+            profiles[name]["notes"] += (f"onnxruntime differs from PyTorch by {exports.diffs[name]:.2g} > "
+                                        f"{ONNX_TOLERANCE:g}",)
+    return [ModelProfile(model=name, dataset=dataset, input_shape=built[name][1], **profiles[name])  # type: ignore[arg-type]
+            for name in names]
+
+
+def _skip_note(entry: dict[str, object], runtime: Runtime, error: Exception) -> None:
+    message = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+    note = (f"onnxruntime latency skipped: {message}" if runtime is Runtime.ONNX
+            else f"{runtime.label} not timed: {message}")
+    if note not in entry["notes"]:
+        entry["notes"] += (note,)
+
+
+def _count_all(names: Sequence[str], *, dataset: str, fvcore: bool, progress: Callable[[str], None] | None):
+    """Build each model (its card first: a model without one is a CardError naming the file) and count
+    its parameters and MACs once: ({name: (model, input shape)}, {name: ModelProfile fields})."""
     from hpbench.cards import load_card
     from hpbench.models import create_model
 
-    built: dict[str, tuple[nn.Module, tuple[int, ...], object]] = {}
+    built: dict[str, tuple[nn.Module, tuple[int, ...]]] = {}
+    cards = {}
     for name in names:
-        card = load_card(name)  # a model without a card is a CardError naming the file it expected
-        built[name] = (create_model(name, dataset=dataset).eval(), card.input_shape, card)
-
+        cards[name] = load_card(name)
+        built[name] = (create_model(name, dataset=dataset).eval(), tuple(cards[name].input_shape))
     profiles: dict[str, dict[str, object]] = {}
-    for name, (model, shape, card) in built.items():
+    for name, (model, shape) in built.items():
         if progress:
-            progress(f"{name}: counting parameters and MACs")
+            progress(f"counting parameters and MACs of {name}")
         example = torch.zeros(1, *shape)
-        declared = card.declared.get(dataset) if card is not None else None
+        declared = cards[name].declared.get(dataset)
         unused = unused_parameters(model, example)
         profiles[name] = {
             "params": count_parameters(model),
             "declared_params": None if declared is None else declared.params,
-            "excluded_params": "" if card is None else card.excluded_params,
+            "excluded_params": cards[name].excluded_params,
             "unused": None if unused is None else tuple(unused),
             "macs": count_macs(model, example, fvcore=fvcore),
-            "latency": {},
-            "throughput": {},
             "notes": (),
         }
-    for device in devices:
-        if progress:
-            progress(f"timing {plural(len(built), 'model')} on {device}, {plural(rounds, 'round')}")
-        options = dict(device=device, threads=threads, min_run_time_s=min_run_time_s)
-        timed = interleaved_latency(
-            {name: (model, torch.zeros(batch, *shape)) for name, (model, shape, _) in built.items()},
-            rounds=rounds, **options,
-        )
-        for name, latencies in timed.items():
-            profiles[name]["latency"][device] = latencies
-            if throughput_batch:
-                model, shape, _ = built[name]
-                profiles[name]["throughput"][device] = measure_latency(
-                    model, torch.zeros(throughput_batch, *shape), **options
-                )
-    if onnxruntime:
-        _time_onnxruntime(built, profiles, batch=batch, threads=threads, rounds=rounds,
-                          min_run_time_s=min_run_time_s, progress=progress)
-    return [
-        ModelProfile(model=name, dataset=dataset, input_shape=built[name][1], **profiles[name])  # type: ignore[arg-type]
-        for name in names
-    ]
-
-
-def _time_onnxruntime(built: dict[str, tuple[nn.Module, tuple[int, ...], object]],
-                      profiles: dict[str, dict[str, object]], *, batch: int, threads: int | None, rounds: int,
-                      min_run_time_s: float, progress: Callable[[str], None] | None) -> None:
-    """Export each model to a temporary ONNX file and compare ONNX Runtime with PyTorch, then time
-    the files in interleaved rounds; a missing onnxruntime or a failed export leaves a note instead."""
-    import tempfile
-    from pathlib import Path
-
-    from hpbench.export import OnnxUnavailableError, check_onnx, example_input, export_onnx
-
-    with tempfile.TemporaryDirectory(prefix="hpbench-onnx-") as folder:
-        files: dict[str, tuple[Path, tuple[int, ...]]] = {}
-        for index, (name, (model, shape, _)) in enumerate(built.items()):
-            if progress:
-                progress(f"{name}: exporting to ONNX")
-            try:
-                path = export_onnx(model, example_input(shape), Path(folder) / f"{index}.onnx")
-                # no tolerance here: a larger difference is reported beside the latency, not fatal
-                profiles[name]["onnx_max_abs_diff"] = check_onnx(model, path, example_input(shape, batch=batch),
-                                                                  atol=float("inf"))
-            except OnnxUnavailableError as error:
-                for entry in profiles.values():
-                    entry["notes"] += (f"onnxruntime latency skipped: {error}",)
-                return
-            except Exception as error:  # exporter, checker and ONNX Runtime raise many types
-                message = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-                profiles[name]["notes"] += (f"onnxruntime latency skipped: {message}",)
-                continue
-            files[name] = (path, shape)
-            if profiles[name]["onnx_max_abs_diff"] > ONNX_TOLERANCE:
-                profiles[name]["notes"] += (f"onnxruntime differs from PyTorch by "
-                                            f"{profiles[name]['onnx_max_abs_diff']:.2g} > {ONNX_TOLERANCE:g}",)
-        if progress and files:
-            progress(f"timing {plural(len(files), 'ONNX export')} on {ONNXRUNTIME}, {plural(rounds, 'round')}")
-        for _ in range(rounds):
-            for name, (path, shape) in files.items():
-                latency = onnxruntime_latency(path, torch.zeros(batch, *shape), threads=threads,
-                                              min_run_time_s=min_run_time_s)
-                profiles[name]["latency"].setdefault(ONNXRUNTIME, []).append(latency)
+    return built, profiles
 
 
 def profile_rows(profiles: Sequence[ModelProfile]):  # -> pandas.DataFrame
-    """Tidy result rows (hpbench.results) of profiles: params, MACs per counter, latency, throughput."""
+    """Tidy result rows (hpbench.results): params, MACs per counter, then per runtime and batch: latency
+    percentiles and spread (batch 1), throughput and peak memory. ``counter`` names the runtime and its
+    method, ``n`` the samples (rounds for the spread), ``source`` "reliable" or "unreliable: <reasons>"."""
     import pandas as pd
 
     import hpbench
@@ -363,22 +515,22 @@ def profile_rows(profiles: Sequence[ModelProfile]):  # -> pandas.DataFrame
             value = getattr(profile.macs, counter)
             if value is not None:
                 records.append({"metric": "macs", "value": value / 1e9, "unit": "GMAC", "counter": counter})
-        for device, latencies in profile.latency.items():
-            env = latencies[0].env
-            where = {"device": f"{device}: {env.device_name}", "dtype": env.dtype, "threads": env.threads,
-                     "torch": env.torch, "batch": latencies[0].batch, "counter": latencies[0].method}
-            summary = summarize_rounds(latencies)
-            records += [
-                {"metric": "latency_median", "value": summary["median_ms"], "unit": "ms", **where},
-                {"metric": "latency_p10", "value": summary["p10_ms"], "unit": "ms", **where},
-                {"metric": "latency_p90", "value": summary["p90_ms"], "unit": "ms", **where},
-                {"metric": "latency_spread", "value": summary["spread"], "unit": "fraction", "n": len(latencies),
-                 **where},
-            ]
-            if device in profile.throughput:
-                big = profile.throughput[device]
-                records.append({"metric": "throughput", "value": big.throughput, "unit": "samples/s",
-                                **where, "batch": big.batch})
+        for t in profile.timings:
+            where = {"device": f"{_key(t) if t.runtime is Runtime.ONNX else t.env.device}: {t.env.device_name}",
+                     "dtype": t.env.dtype, "threads": t.env.threads, "torch": t.env.torch, "batch": t.batch,
+                     "counter": f"{t.runtime.label}: {t.method}", "n": t.samples,
+                     "source": "reliable" if t.reliable else "unreliable: " + "; ".join(t.reasons)}
+            if t.unverified:
+                where["source"] = "unverified; " + str(where["source"])
+            if t.batch == 1:
+                records += [{"metric": f"latency_{stat}", "value": getattr(t, f"{stat}_ms"), "unit": "ms", **where}
+                            for stat in ("median", "p10", "p90")]
+                if t.spread is not None:
+                    records.append({"metric": "latency_spread", "value": t.spread, "unit": "fraction", **where,
+                                    "n": t.rounds})
+            records.append({"metric": "throughput", "value": t.throughput, "unit": "samples/s", **where})
+            if t.peak_mb is not None:
+                records.append({"metric": "peak_memory", "value": t.peak_mb, "unit": "MB", **where})
         frames.append(make_rows(records, model=profile.model, dataset=profile.dataset, split="profile",
                                 hpbench=hpbench.__version__))
     return pd.concat(frames, ignore_index=True)
@@ -401,34 +553,34 @@ class CostRow:
 
 
 @dataclass(frozen=True)
-class LatencyRow:
-    """One model's latency on one device over the interleaved rounds, its ratio to the reference
-    on that device (None: no reference, or none timed there) and its throughput (None: not measured)."""
+class TimingRow:
+    """One timing as the table shows it: its ratio to the reference's median in the same runtime, device and
+    batch (None: no reference, or the reference not timed there)."""
 
-    model: str
-    device: str
-    median_ms: float
-    p10_ms: float
-    p90_ms: float
-    spread: float
+    timing: Timing
     ratio: float | None
-    samples_per_s: float | None
 
 
 @dataclass(frozen=True)
 class ProfileReport:
-    """What ``hpbench profile`` shows: cost and latency rows, notes (conventions, environment, per-model
-    caveats), warnings (skipped devices, cards that disagree with the code) and the results file written."""
+    """What ``hpbench profile`` shows: cost and timing rows, notes (conventions, environment, per-model
+    caveats, why a figure is unreliable), warnings (skipped devices, cards that disagree with the code) and
+    the results file written."""
 
     dataset: str
     reference: str | None
-    throughput_batch: int
+    budget: Budget
+    runtimes: tuple[Runtime, ...]
     profiles: tuple[ModelProfile, ...]
     costs: tuple[CostRow, ...]
-    latencies: tuple[LatencyRow, ...]
+    timings: tuple[TimingRow, ...]
     notes: tuple[str, ...]
     warnings: tuple[str, ...]
     written: os.PathLike[str] | None = None
+
+    @property
+    def unreliable(self) -> tuple[Timing, ...]:
+        return tuple(row.timing for row in self.timings if not row.timing.reliable)
 
 
 def profile_report(
@@ -438,23 +590,21 @@ def profile_report(
     device: str = "cpu",
     reference: str | None = None,
     threads: int | None = None,
-    batch: int = 1,
-    throughput_batch: int = 32,
-    rounds: int = 3,
-    min_run_time_s: float = 1.0,
+    runtimes: Sequence[Runtime] = DEFAULT_RUNTIMES,
+    budget: Budget = Budget(),
+    sweep: bool = True,
     fvcore: bool = True,
     onnxruntime: bool | None = None,
     out: os.PathLike[str] | None = None,
     progress: Callable[[str], None] | None = None,
+    **legacy: int | float | None,
 ) -> ProfileReport:
     """Profile ``names`` beside a reference model and tabulate the results (``out``: also write result rows).
 
     ``device``: cpu, cuda or auto (cpu, and cuda when present); an absent GPU is a warning.
     ``reference`` defaults to :data:`DEFAULT_REFERENCE` when registered and is profiled first.
-    ``onnxruntime`` defaults to whether onnxruntime is installed.
+    ``legacy``: ``rounds``, ``min_run_time_s``, ``throughput_batch`` as :func:`profile_models` takes them.
     """
-    import importlib.util
-
     from hpbench.models import list_models
 
     if reference is None and DEFAULT_REFERENCE in list_models():
@@ -465,21 +615,23 @@ def profile_report(
     if "cuda" in devices and not torch.cuda.is_available():
         warnings_.append("no GPU: CUDA latency skipped on this machine")
         devices.remove("cuda")
-    if onnxruntime is None:
-        onnxruntime = importlib.util.find_spec("onnxruntime") is not None
-    profiles = profile_models(names, dataset=dataset, devices=devices, threads=threads, batch=batch,
-                              throughput_batch=throughput_batch, rounds=rounds, min_run_time_s=min_run_time_s,
-                              fvcore=fvcore, onnxruntime=onnxruntime, progress=progress)
+    if any(r.cuda_only for r in runtimes) and "cuda" not in devices and tuple(runtimes) != DEFAULT_RUNTIMES:
+        warnings_.append(", ".join(r.label for r in runtimes if r.cuda_only) + ": CUDA only, not timed")
+    profiles = profile_models(names, dataset=dataset, devices=devices, threads=threads, runtimes=runtimes,
+                              budget=budget, sweep=sweep, fvcore=fvcore, onnxruntime=onnxruntime, progress=progress,
+                              **legacy)  # type: ignore[arg-type]
     warnings_ += [f"{p.model}: card declares {p.declared_params:,} parameters, the model has {p.params:,}"
                   for p in profiles if p.declared_params is not None and p.declared_params != p.params]
     if out is not None:
         from hpbench.results import write_results
 
         write_results(profile_rows(profiles), out)
+    rows = _timing_rows(profiles, reference)
+    used = _legacy_budget(budget, legacy.get("rounds"), legacy.get("min_run_time_s"), legacy.get("throughput_batch"))[0]
     return ProfileReport(
-        dataset=dataset, reference=reference, throughput_batch=throughput_batch, profiles=tuple(profiles),
-        costs=tuple(_cost_row(profile) for profile in profiles), latencies=_latency_rows(profiles, reference),
-        notes=_profile_notes(profiles, batch=batch, rounds=rounds), warnings=tuple(warnings_), written=out,
+        dataset=dataset, reference=reference, budget=used, runtimes=tuple(runtimes), profiles=tuple(profiles),
+        costs=tuple(_cost_row(profile) for profile in profiles), timings=rows,
+        notes=_profile_notes(profiles, rows, used), warnings=tuple(warnings_), written=out,
     )
 
 
@@ -489,38 +641,21 @@ def _cost_row(profile: ModelProfile) -> CostRow:
                    fvcore_gmac=None if macs.fvcore is None else macs.fvcore / 1e9, disagree=macs.disagree)
 
 
-def _latency_rows(profiles: Sequence[ModelProfile], reference: str | None) -> tuple[LatencyRow, ...]:
-    """Rows per model, then device in timing order: PyTorch's cpu, ONNX Runtime's, then cuda."""
-    order = {"cpu": 0, ONNXRUNTIME: 1}
-    baseline = {device: summarize_rounds(latencies)["median_ms"]
-                for p in profiles if p.model == reference for device, latencies in p.latency.items()}
-    rows = []
-    for profile in profiles:
-        for device in sorted(profile.latency, key=lambda name: order.get(name, 2)):
-            summary = summarize_rounds(profile.latency[device])
-            big = profile.throughput.get(device)
-            rows.append(LatencyRow(
-                model=profile.model, device=device, median_ms=summary["median_ms"], p10_ms=summary["p10_ms"],
-                p90_ms=summary["p90_ms"], spread=summary["spread"],
-                ratio=summary["median_ms"] / baseline[device] if device in baseline else None,
-                samples_per_s=None if big is None else big.throughput,
-            ))
-    return tuple(rows)
+def _timing_rows(profiles: Sequence[ModelProfile], reference: str | None) -> tuple[TimingRow, ...]:
+    """Rows grouped by runtime (in timing order), then model, then batch: ratios compare models within one
+    runtime."""
+    timings = [t for p in profiles for t in p.timings]
+    baseline = {(t.runtime, t.env.device, t.batch): t.median_ms for t in timings if t.model == reference}
+    order = {key: index for index, key in enumerate(dict.fromkeys((t.env.device, t.runtime) for t in timings))}
+    models = {p.model: index for index, p in enumerate(profiles)}
+    timings.sort(key=lambda t: (order[t.env.device, t.runtime], models[t.model], t.batch))
+    return tuple(TimingRow(t, t.median_ms / baseline[key] if (key := (t.runtime, t.env.device, t.batch)) in baseline
+                           else None) for t in timings)
 
 
-def _profile_notes(profiles: Sequence[ModelProfile], *, batch: int, rounds: int) -> tuple[str, ...]:
-    """How latency was measured, what each counter counts, and each model's caveats, one line each."""
-    notes = []
-    first = next(iter(profiles[0].latency.values()), None) if profiles else None
-    if first:
-        env = first[0].env
-        notes.append(f"latency: {first[0].method}, batch {batch}, {env.dtype}, {plural(env.threads, 'thread')}, "
-                     f"{env.device_name}, torch {env.torch}; spread = (max - min) / median of "
-                     f"{plural(rounds, 'interleaved round')}")
-    ort = next((p.latency[ONNXRUNTIME][0] for p in profiles if ONNXRUNTIME in p.latency), None)
-    if ort:
-        notes.append(f"{ONNXRUNTIME}: {ort.method}, each model's ONNX export at the same batch and "
-                     f"{plural(ort.env.threads, 'thread')}")
+def _profile_notes(profiles: Sequence[ModelProfile], rows: Sequence[TimingRow], budget: Budget) -> tuple[str, ...]:
+    """How timing was done, why any figure is unreliable, what each counter counts, and each model's caveats."""
+    notes = _timing_notes([row.timing for row in rows], budget)
     notes += [f"{name}: {convention}" for name, convention in COUNTER_CONVENTIONS.items()]
     for p in profiles:
         notes += [f"(!) {p.model}: {note}" if p.macs.disagree else f"{p.model}: {note}" for note in p.macs.notes]
@@ -533,3 +668,31 @@ def _profile_notes(profiles: Sequence[ModelProfile], *, batch: int, rounds: int)
             notes.append(f"{p.model}: no gradient reaches {plural(len(p.unused), 'parameter tensor')}: "
                          f"{', '.join(p.unused[:5])}")
     return tuple(notes)
+
+
+def _timing_notes(timings: Sequence[Timing], budget: Budget) -> list[str]:
+    if not timings:
+        return []
+    env, loads = timings[0].env, [value for t in timings for value in t.load]
+    waits = [t.wait for t in timings if t.wait is not None]
+    notes = [f"timing: {plural(env.threads, 'thread')}, {env.device_name}, torch {env.torch}, {env.dtype}, "
+             f"inference mode; per-call p10/median/p90 over n samples in up to {plural(budget.rounds, 'round')} "
+             f"interleaved across models and runtimes; spread = (max - min) / median of the rounds' medians; "
+             f"budget {significant(budget.seconds)} s per model and runtime (latency: {budget.samples} samples "
+             f"at most, {budget.min_samples} at least; batches up to {budget.max_batch} that fit the rest)",
+             f"machine: load {min(loads):.1f}-{max(loads):.1f} on {plural(timings[0].cores, 'core')}"
+             + (f"; our threads waited for a CPU {100 * min(waits):.0f}-{100 * max(waits):.0f} % of their "
+                f"runnable time (/proc schedstat)" if waits else "")]
+    if any(t.peak_mb is not None for t in timings):
+        notes.append("peak MB: during the first call, the most memory held by tensors PyTorch created (activations, "
+                     "outputs; on a GPU, allocated bytes), or the process's resident-set growth (ONNX Runtime)")
+    if waits and max(waits) > MAX_WAIT and env.threads > 1:
+        notes.append(f"busy machine: with {env.threads} threads a call waits for its slowest thread to get a CPU "
+                     f"(--threads 1 suffers less; --precise measures longer)")
+    notes += [f"(!) {t.model}, {t.runtime.label}, batch {t.batch}: {'; '.join(t.reasons)}"
+              + (" (repeated once)" if t.repeated else "") for t in timings if not t.reliable]
+    notes += [f"{t.model}, {t.runtime.label}, batch {t.batch}: reliable when repeated (first: {'; '.join(t.repeated)})"
+              for t in timings if t.reliable and t.repeated]
+    if any(t.unverified for t in timings):
+        notes.append("CUDA graph and TensorRT rows: code paths not yet confirmed by a GPU run (unverified)")
+    return notes

@@ -2,9 +2,10 @@
 card names for the dataset, and what hpbench APPLIED: crop, training frames, centres per split,
 augmentation, schedule and the checkpoint evaluated.
 
-Where hpbench does not (yet) do what the protocol says, the record says both: e.g. the augmentation
-hpbench applied next to the protocol's list marked "not yet applied", the centres as the crop cache
-chose them next to the protocol's centre source. Units: mm, px; steps and batches in samples.
+Where hpbench does not do what the protocol says, the record says both: e.g. each of the protocol's
+augmentation transforms marked "applied", "approximated (how)" or "not applied (why)", the centres as
+the crop cache chose them next to the protocol's centre source. Units: mm, px; steps and batches in
+samples.
 """
 
 from __future__ import annotations
@@ -19,11 +20,14 @@ import numpy as np
 from hpbench._text import plural
 from hpbench.protocol import Protocol, describe_augment, describe_centers, describe_crop, describe_frames
 
-__all__ = ["NOT_YET_APPLIED", "AugmentRecord", "CentresRecord", "CropRecord", "FramesRecord", "ProtocolRecord",
-           "ScheduleRecord", "augment_record", "centres_record", "crop_record", "frames_record", "protocol_label"]
+__all__ = ["AS_THE_PROTOCOL", "NOT_YET_APPLIED", "AugmentRecord", "CentresRecord", "CropRecord", "FramesRecord",
+           "ProtocolRecord", "ScheduleRecord", "augment_record", "centres_record", "crop_record", "frames_record",
+           "protocol_label"]
 
 NOT_YET_APPLIED = "not yet applied"
-"""Status of a protocol's augmentation list where hpbench applied something else."""
+"""Status of a protocol's augmentation list where hpbench applied its generic augmentation instead."""
+AS_THE_PROTOCOL = "as the protocol"
+"""Status where every transform of the protocol was applied as the original does (or there are none)."""
 
 
 def protocol_label(protocol: Protocol, key: str) -> str:
@@ -76,8 +80,11 @@ class CentresRecord:
 @dataclass(frozen=True)
 class AugmentRecord:
     """``applied``: the augmentation hpbench applied in words, with its ``parameters`` (degrees, mm,
-    scale factors; empty when none); ``protocol``: the protocol's transforms (kind and parameters, in
-    order); ``status``: "as the protocol" or :data:`NOT_YET_APPLIED` for the protocol's list."""
+    scale factors of hpbench's generic augmentation; empty otherwise); ``protocol``: the protocol's
+    transforms in order, each its kind and parameters plus ``status``: "applied", "approximated (how)"
+    or "not applied (why)"; ``status`` of the whole list: :data:`AS_THE_PROTOCOL`, "approximated"
+    (some approximated, none left out), "partly applied", "not applied" or :data:`NOT_YET_APPLIED`
+    (hpbench's generic augmentation instead)."""
 
     applied: str
     parameters: dict[str, Any]
@@ -133,15 +140,39 @@ def centres_record(split: str, protocol: Protocol, codes: np.ndarray, words: Map
 
 
 def augment_record(protocol: Protocol, applied: Any | None) -> AugmentRecord:
-    """The augmentation hpbench applied (``applied``: a :class:`hpbench.data.crop.Augmentation` or None)
-    next to the protocol's own list, which hpbench's generic augmentation does not implement."""
-    steps = tuple(asdict(step) for step in protocol.augment)
-    parameters = asdict(applied) if applied is not None else {}
-    words = ("hpbench's generic crop augmentation (hpbench.data.crop.Augmentation: uniform rotation, "
-             "scale, centre shift, dropout)" if applied is not None else "none")
-    same = applied is None and not steps
-    return AugmentRecord(words, parameters, steps, describe_augment(protocol.augment),
-                         "as the protocol" if same else NOT_YET_APPLIED)
+    """What became of the protocol's augmentation. ``applied``: the protocol's own transforms (a
+    :class:`hpbench.data.augment.Augmenter` of ``protocol.augment``: each transform's status from it),
+    hpbench's generic :class:`hpbench.data.crop.Augmentation` (:data:`NOT_YET_APPLIED`), or None
+    (augmentation off: nothing applied)."""
+    from hpbench.data.augment import APPLIED, APPROXIMATED, Augmenter
+
+    if isinstance(applied, Augmenter):
+        if applied.augment != protocol.augment or applied.crop != protocol.crop:
+            raise ValueError("the augmenter was not built from this protocol's augment and crop")
+        statuses = applied.statuses
+        words, parameters = "the protocol's own transforms on cached crops (hpbench.data.augment)", {}
+    elif applied is not None:
+        statuses = ("not applied (hpbench's generic augmentation instead)",) * len(protocol.augment)
+        words = ("hpbench's generic crop augmentation (hpbench.data.crop.Augmentation: uniform rotation, "
+                 "scale, centre shift, dropout)")
+        parameters = asdict(applied)
+    else:
+        statuses = ("not applied (augmentation off)",) * len(protocol.augment)
+        words, parameters = "none", {}
+    steps = tuple({**asdict(step), "status": status}
+                  for step, status in zip(protocol.augment, statuses, strict=True))
+    verdicts = [status.split(" (")[0] for status in statuses]
+    if applied is not None and not isinstance(applied, Augmenter):
+        status = NOT_YET_APPLIED
+    elif all(verdict == APPLIED for verdict in verdicts):
+        status = AS_THE_PROTOCOL
+    elif all(verdict in (APPLIED, APPROXIMATED) for verdict in verdicts):
+        status = APPROXIMATED
+    elif any(verdict in (APPLIED, APPROXIMATED) for verdict in verdicts):
+        status = "partly applied"
+    else:
+        status = "not applied"
+    return AugmentRecord(words, parameters, steps, describe_augment(protocol.augment), status)
 
 
 def frames_record(protocol: Protocol, used: int, total: int, rule: str, *, unmatched: int = 0,

@@ -13,20 +13,20 @@ and the handpose-eval folder is present.
 from __future__ import annotations
 
 import contextlib
-import math
-import platform
-import subprocess
 import traceback
-from collections.abc import Callable, Iterator, Sequence
-from dataclasses import asdict, dataclass
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from hpbench._text import plural
 from hpbench.rundir import RunDir, RunRefused
+from hpbench.runparts import (QUICK_TEST_FRAMES, ModelRun, RunSettings, epoch_log, load_registered_card,
+                              resolve_data_root, run_environment, schedule, torch_threads, warning_callback)
 
 if TYPE_CHECKING:
     from hpbench.cards import ModelCard
+    from hpbench.data.centers import CentreChoice
     from hpbench.data.specs import DatasetSpec
     from hpbench.protocol import Protocol
     from hpbench.record import ProtocolRecord
@@ -37,49 +37,8 @@ __all__ = ["FLOOR_MODEL", "QUICK_TEST_FRAMES", "ModelRun", "RunConfig", "RunSett
            "resolve_data_root", "run", "run_one", "schedule", "with_floor"]
 
 FLOOR_MODEL = "meanpose"
-QUICK_TEST_FRAMES = 200  # synthetic test split of a quick run: a 13 GMAC baseline scores it in CPU seconds
-
-
-@dataclass(frozen=True)
-class RunSettings:
-    """How each run trains, on what data and hardware: the options ``run``, ``train`` and ``sweep`` share.
-
-    ``quick`` trains each model on its card's short schedule ([quick]: steps,
-    batch, learning rate; one cosine cycle) instead of its full recipe;
-    ``epochs``/``max_steps``/``batch_size`` override either (see :func:`schedule`).
-    ``data_root``: the dataset's root (None: its environment variable, or for a
-    synthetic dataset a set rendered on demand, sized by ``frames`` and
-    :attr:`synthetic_test_frames`). ``device``: cpu or cuda; ``threads``: torch CPU
-    threads of a run (None: torch's default); ``compile``: torch.compile the model;
-    ``resume``: continue from the run's newest intact epoch checkpoint (refused when the
-    run was made with other settings); ``overwrite``: clear a run directory holding an
-    earlier run first (without either, such a directory is refused); ``profile``: also
-    measure the trained model's costs (profile.csv).
-    """
-
-    quick: bool = False
-    epochs: int | None = None
-    max_steps: int | None = None
-    batch_size: int | None = None
-    frames: int = 2000
-    test_frames: int | None = None
-    data_root: Path | None = None
-    device: str = "cpu"
-    threads: int | None = None
-    compile: bool = False
-    resume: bool = False
-    overwrite: bool = False
-    profile: bool = True
-
-    def __post_init__(self) -> None:
-        if self.resume and self.overwrite:
-            raise ValueError("--resume continues a run and --overwrite replaces it: give one of them")
-
-    @property
-    def synthetic_test_frames(self) -> int | None:
-        """Synthetic test frames: ``test_frames``; else ``QUICK_TEST_FRAMES`` when quick; else None (a
-        quarter of ``frames``)."""
-        return self.test_frames or (QUICK_TEST_FRAMES if self.quick else None)
+BEST_ON_TEST = "best-on-test checkpoint"
+"""Appended to the protocol label of a result chosen among its epoch checkpoints on the test set."""
 
 
 @dataclass(frozen=True)
@@ -98,109 +57,17 @@ class RunConfig:
     eval_dir: Path | None = None
 
 
-@dataclass(frozen=True)
-class ModelRun:
-    """Outcome of one run: its run directory, and the mean error (mm) or the error that stopped it."""
-
-    model: str
-    run_dir: RunDir
-    mean_error_mm: float | None = None
-    error: str | None = None
-    notes: tuple[str, ...] = ()
-    refused: bool = False  # the run did not start: its directory is as it was (no error.txt)
-
-
 def with_floor(models: Sequence[str], floor: bool) -> tuple[str, ...]:
     """``models`` without repeats, then the floor model ``FLOOR_MODEL`` when ``floor`` (unless already there)."""
     names = tuple(dict.fromkeys(models))
     return names + (FLOOR_MODEL,) if floor and FLOOR_MODEL not in names else names
 
 
-def _git_commit() -> str:
-    try:
-        out = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=Path(__file__).parent,
-                             capture_output=True, text=True, timeout=5)
-    except (OSError, subprocess.SubprocessError):
-        return ""
-    return out.stdout.strip() if out.returncode == 0 else ""
-
-
-def _environment(device: str) -> dict[str, Any]:
-    import torch
-
-    import hpbench
-    from hpbench.hostinfo import host_fingerprint
-    from hpbench.profile import environment
-
-    env = environment(torch.device(device), torch.float32, torch.get_num_threads())
-    return {**asdict(env), "hpbench": hpbench.__version__, "python": platform.python_version(),
-            "git_commit": _git_commit(), "host": host_fingerprint()}
-
-
-def resolve_data_root(dataset: DatasetSpec, settings: RunSettings, *, seed: int = 0,
-                      progress: bool = False) -> Path | None:
-    """``settings.data_root`` if given; for a synthetic dataset, its rendered root (made once with
-    ``seed``, then reused); else None, and the reader looks at the spec's environment variable and
-    says what it expected."""
-    if settings.data_root is not None:
-        return settings.data_root
-    if dataset.synthetic:
-        from hpbench.data.synth import ensure_synthetic
-
-        return ensure_synthetic(dataset, frames=settings.frames, test_frames=settings.synthetic_test_frames,
-                                seed=seed, progress=progress)
-    return None
-
-
-def schedule(card: Any, config: RunSettings, train_frames: int) -> tuple[Any, int | None]:
-    """The recipe and step limit ``card``'s model trains with under ``config``.
-
-    Full: the card's recipe. Quick: its [quick] batch, learning rate and augmentation switch, as many
-    epochs as the quick steps need, stopped at those steps (the cosine cycle spans
-    them). ``config``'s epochs, batch size and max steps override both.
-    """
-    from hpbench.train import with_overrides
-
-    recipe = card.recipe
-    max_steps = config.max_steps
-    if config.quick:
-        quick = card.quick
-        batch = config.batch_size or quick.batch_size
-        steps = config.max_steps or quick.steps
-        recipe = with_overrides(recipe, batch_size=batch, lr=quick.lr, augment=quick.augment and recipe.augment,
-                                epochs=config.epochs or max(1, math.ceil(steps * batch / max(train_frames, 1))))
-        return recipe, steps
-    return with_overrides(recipe, epochs=config.epochs, batch_size=config.batch_size), max_steps
-
-
-@contextlib.contextmanager
-def _torch_threads(threads: int | None) -> Iterator[None]:
-    """torch's CPU threads set to ``threads`` (None: unchanged) for the block, then restored: a debug
-    sweep runs its jobs in the caller's process."""
-    import torch
-
-    before = torch.get_num_threads()
-    if threads:
-        torch.set_num_threads(threads)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
-
-
-def _load_card(name: str) -> ModelCard:
-    """The card of registered model ``name``; an unknown name fails first, with close matches."""
-    from hpbench.cards import load_card
-    from hpbench.models import models
-
-    models.get(name)
-    return load_card(name)
-
-
 def run_one(model: str, dataset: DatasetSpec, seed: int, settings: RunSettings, *, results_dir: Path,
             progress: bool = True, echo: Callable[[str], None] = print) -> ModelRun:
     """Train, evaluate and (``settings.profile``) profile ``model`` on ``dataset`` with ``seed`` into its
-    :class:`RunDir` under ``results_dir``: the one way a run happens.
+    :class:`RunDir` under ``results_dir``: the one way a run happens. A dataset split by subject
+    (MSRA) runs leave-one-subject-out (:func:`hpbench.loso.run_loso`: a run per fold, scored once).
 
     The data root is :func:`resolve_data_root`'s (a synthetic set is rendered with
     ``seed`` when none is given). The run owns its directory (:meth:`RunDir.lock`) while
@@ -212,6 +79,8 @@ def run_one(model: str, dataset: DatasetSpec, seed: int, settings: RunSettings, 
     """
     from hpbench import distributed
 
+    if _subject_splits(dataset):
+        return _run_loso(model, dataset, seed, settings, results_dir=results_dir, progress=progress, echo=echo)
     run_dir = RunDir.of(results_dir, dataset.name, model, seed)
     try:
         with contextlib.ExitStack() as owned:
@@ -226,6 +95,26 @@ def run_one(model: str, dataset: DatasetSpec, seed: int, settings: RunSettings, 
             return _attempt(model, dataset, seed, settings, run_dir, progress=progress, echo=echo)
     except RunRefused as refused:
         return ModelRun(model=model, run_dir=run_dir, error=str(refused), refused=True)
+
+
+def _subject_splits(dataset: DatasetSpec) -> bool:
+    """Whether ``dataset`` is split by subject (MSRA's P0..P8) instead of into train and test."""
+    return dataset.layout is not None and "train" not in {split.name for split in dataset.layout.splits}
+
+
+def _run_loso(model: str, dataset: DatasetSpec, seed: int, settings: RunSettings, *, results_dir: Path,
+              progress: bool, echo: Callable[[str], None]) -> ModelRun:
+    """:func:`run_one` on a dataset split by subject. A card without a leave-one-subject-out protocol for
+    it is refused with the card's one-line reason before any work."""
+    from hpbench.cards import CardError
+    from hpbench.loso import run_loso
+
+    try:
+        return run_loso(model, dataset, seed, settings, results_dir=results_dir, progress=progress,
+                        echo=echo).as_model_run()
+    except (CardError, ValueError) as error:
+        return ModelRun(model=model, run_dir=RunDir.of(results_dir, dataset.name, model, seed), error=str(error),
+                        refused=True)
 
 
 def _check_fresh(run_dir: RunDir, settings: RunSettings) -> None:
@@ -254,8 +143,8 @@ def _attempt(model: str, dataset: DatasetSpec, seed: int, settings: RunSettings,
              progress: bool, echo: Callable[[str], None]) -> ModelRun:
     """:func:`run_one` in its owned directory: a failure recorded in error.txt, a refusal raised."""
     try:
-        with _torch_threads(settings.threads):
-            return _train_and_score(_load_card(model), dataset, seed, settings, run_dir, progress=progress,
+        with torch_threads(settings.threads):
+            return _train_and_score(load_registered_card(model), dataset, seed, settings, run_dir, progress=progress,
                                     echo=echo)
     except RunRefused:
         raise
@@ -341,22 +230,16 @@ class _Data:
     root: Path
     train_cache: Any
     test_cache: Any
-    center_files: dict[str, Path | None]
+    centres: dict[str, CentreChoice]
     frames: Any
 
 
-def _center_file(dataset: DatasetSpec, split: str, root: Path) -> Path | None:
-    """The centre file :func:`hpbench.data.cache.open_crop_cache` reads for ``split`` (``centers="auto"``):
-    the spec's ``center_file`` below the root when it exists."""
-    path = root / dataset.center_file.format(split=split) if dataset.center_file else None
-    return path if path is not None and path.is_file() else None
-
-
 def _open_data(card: ModelCard, dataset: DatasetSpec, seed: int, settings: RunSettings, progress: bool) -> _Data:
-    """The protocol, crop caches and training frames of ``card``'s model on ``dataset``."""
+    """The protocol, crop caches (centres as the protocol chooses them, or from ``settings.centers``) and
+    training frames of ``card``'s model on ``dataset``."""
     from hpbench import distributed
     from hpbench.cards import load_protocol
-    from hpbench.data.cache import CENTER_FILE, CropSettings, open_crop_cache
+    from hpbench.data.cache import CropSettings, open_protocol_cache
     from hpbench.data.formats import resolve_root
     from hpbench.data.framelists import training_frames
     from hpbench.evaluate import protocol_key
@@ -367,14 +250,14 @@ def _open_data(card: ModelCard, dataset: DatasetSpec, seed: int, settings: RunSe
     crop = CropSettings.of(protocol.crop)
     with distributed.main_first():  # rank 0 renders the data and builds the caches, the others open them
         data_root = resolve_data_root(dataset, settings, seed=seed, progress=progress)
-        train_cache, test_cache = (open_crop_cache(dataset, split, crop, data_root=data_root, progress=progress)
-                                   for split in ("train", "test"))
+        (train_cache, train_centres), (test_cache, test_centres) = (
+            open_protocol_cache(dataset, split, crop, protocol.centers, given=settings.centers, data_root=data_root,
+                                progress=progress) for split in ("train", "test"))
     root = resolve_root(dataset, data_root)
-    files = {split: _center_file(dataset, split, root) for split in ("train", "test")}
-    valid = train_cache.center_source == CENTER_FILE if files["train"] is not None else None
+    valid = train_cache.valid if train_centres.file is not None else None
     frames = training_frames(protocol.frames, dataset, root, train_cache.files, valid_centers=valid)
-    return _Data(protocol, protocol_label(protocol, key), crop, data_root, root, train_cache, test_cache, files,
-                 frames)
+    return _Data(protocol, protocol_label(protocol, key), crop, data_root, root, train_cache, test_cache,
+                 {"train": train_centres, "test": test_centres}, frames)
 
 
 def _run_config(card: ModelCard, dataset: DatasetSpec, seed: int, settings: RunSettings, recipe: Any,
@@ -389,15 +272,19 @@ def _run_config(card: ModelCard, dataset: DatasetSpec, seed: int, settings: RunS
     return {"model": card.name, "dataset": dataset.name, "seed": seed, "protocol": data.label,
             "recipe": {**asdict(recipe), "mixed_precision": amp}, "crop": asdict(data.crop), "max_steps": max_steps,
             "train_frames": frames, "quick": settings.quick, "compile": settings.compile,
-            "data_root": str(data.data_root or ""), "evaluated_checkpoint": "final (no test-set checkpoint selection)",
+            "data_root": str(data.data_root or ""),
+            "evaluated_checkpoint": ("best of the epoch checkpoints on the test set" if settings.select == "best-test"
+                                     else "final (no test-set checkpoint selection)"),
             "world_size": distributed.world_size()}
 
 
-def _centre_words(dataset: DatasetSpec, file: Path | None) -> dict[int, str]:
-    """Each crop-cache centre source code in words (hpbench.data.cache.CENTER_*)."""
+def _centre_words(choice: CentreChoice) -> dict[int, str]:
+    """Each crop-cache centre source code in words (hpbench.data.cache.CENTER_*) for a split whose centres
+    were chosen by ``choice``."""
     from hpbench.data.cache import CENTER_DEPTH, CENTER_FILE, CENTER_GIVEN, CENTER_INVALID, CENTER_LABELS
 
-    low, high = dataset.hand_range_mm
+    low, high = choice.com_range_mm
+    file = None if choice.file is None else choice.file.path
     return {CENTER_FILE: f"file {file}", CENTER_DEPTH: f"centre of mass (depth in {low:g}-{high:g} mm)",
             CENTER_GIVEN: "given per frame by the caller",
             CENTER_LABELS: "mean of the labelled joints (no depth in range)",
@@ -415,7 +302,7 @@ def _protocol_record(card: ModelCard, dataset: DatasetSpec, data: _Data, recipe:
     protocol, selection, tests = data.protocol, data.frames.selection, len(data.test_cache)
     _, steps = planned_steps(len(selection.indices), recipe, max_steps, distributed.world_size(), card.name)
     centres = tuple(centres_record(split, protocol, cache.center_source,
-                                   _centre_words(dataset, data.center_files[split]))
+                                   _centre_words(data.centres[split]))
                     for split, cache in (("train", data.train_cache), ("test", data.test_cache)))
     return ProtocolRecord(
         model=card.name, dataset=dataset.name, label=data.label, origin=protocol.origin, borrowed=protocol.borrowed,
@@ -453,7 +340,7 @@ def _train_and_score(card: ModelCard, dataset: DatasetSpec, seed: int, settings:
     data = _open_data(card, dataset, seed, settings, progress)
     recipe, max_steps = schedule(card, settings, len(data.frames.selection.indices))
     main = distributed.is_main()
-    environment = _environment(settings.device)
+    environment = run_environment(settings.device)
     config = _run_config(card, dataset, seed, settings, recipe, data, max_steps)
     refusal = None
     try:
@@ -465,7 +352,7 @@ def _train_and_score(card: ModelCard, dataset: DatasetSpec, seed: int, settings:
     augmentation = Augmentation() if recipe.augment else None
     record = _protocol_record(card, dataset, data, recipe, max_steps, settings, augmentation)
     _claim(run_dir, config, environment, settings, record)
-    warn = _warning(run_dir, card.name, echo, main)
+    warn = warning_callback(run_dir, card.name, echo, main)
     if main and data.frames.warn:
         warn(f"training frames: {data.frames.fallback} (the protocol's {data.protocol.frames.train!r} rule is "
              "not applied)")
@@ -474,21 +361,49 @@ def _train_and_score(card: ModelCard, dataset: DatasetSpec, seed: int, settings:
     model = create_model(card.name, num_joints=data.train_cache.joints.shape[1])
     result = train(model, _training_set(data, augmentation, seed), recipe, checkpoint_dir=run_dir.checkpoints,
                    seed=seed, max_steps=max_steps, device=settings.device, resume=settings.resume, progress=progress,
-                   log=_epoch_log(run_dir, card.name, echo), warn=warn, compile=settings.compile, name=card.name)
+                   log=epoch_log(run_dir, card.name, echo), warn=warn, compile=settings.compile, name=card.name)
     if not main:
         return ModelRun(model=card.name, run_dir=run_dir,
                         notes=(f"rank {distributed.rank()}: trained; rank 0 evaluates",))
+    label, evaluated = data.label, f"evaluated the final checkpoint {result.checkpoint.name}"
+    if settings.select == "best-test":
+        evaluated = _select_on_test(model, card.name, dataset, data, run_dir, settings, progress)
+        label = f"{data.label}, {BEST_ON_TEST}"
+        run_dir.write_protocol(replace(record, checkpoint=evaluated).to_json())
     score = evaluate(model, data.test_cache, dataset=dataset, method=card.name, predictions_path=run_dir.predictions,
                      device=settings.device, progress=progress)
-    marks = {"protocol": data.label, "schedule": record.schedule.name}
+    marks = {"protocol": label, "schedule": record.schedule.name}
     _write_metrics(run_dir, score, environment, seed, marks)
     if settings.profile:
         _write_profile(run_dir, card.name, dataset, settings.threads, marks)
     return ModelRun(model=card.name, run_dir=run_dir, mean_error_mm=score.mean_error_mm,
-                    notes=_notes(result, settings.resume, run_dir))
+                    notes=_notes(result, settings.resume, run_dir, evaluated))
 
 
-def _notes(result: TrainResult, resume: bool, run_dir: RunDir) -> tuple[str, ...]:
+def _select_on_test(model: Any, name: str, dataset: DatasetSpec, data: _Data, run_dir: RunDir, settings: RunSettings,
+                    progress: bool) -> str:
+    """``--select best-test``: score every epoch checkpoint of the run on the test set and load the best
+    into ``model`` (TriHorn-Net's and A2J's reported numbers are chosen so); returns the choice in words."""
+    import tempfile
+
+    from hpbench.evaluate import evaluate
+    from hpbench.train import load_checkpoint_weights
+
+    checkpoints = sorted(run_dir.checkpoints.glob("epoch[0-9][0-9][0-9][0-9].safetensors"))  # weights, not optim
+    errors = {}
+    with tempfile.TemporaryDirectory(prefix="hpbench-select-") as scratch:
+        for path in checkpoints:
+            load_checkpoint_weights(model, path)
+            errors[path] = evaluate(model, data.test_cache, dataset=dataset, method=f"{name} {path.stem}",
+                                    predictions_path=Path(scratch) / "predictions.txt", device=settings.device,
+                                    progress=progress).mean_error_mm
+    best = min(errors, key=errors.__getitem__)
+    load_checkpoint_weights(model, best)
+    return (f"best on the test set: {best.stem} ({errors[best]:.2f} mm) of {plural(len(errors), 'epoch checkpoint')} "
+            f"(the final {checkpoints[-1].stem}: {errors[checkpoints[-1]]:.2f} mm)")
+
+
+def _notes(result: TrainResult, resume: bool, run_dir: RunDir, evaluated: str) -> tuple[str, ...]:
     """What training did, said to the user: trained (resumed at epoch N, or from the start when ``resume``
     found no checkpoint), or nothing to train (a finished run resumed); the checkpoint evaluated; warnings."""
     if result.already_finished:
@@ -501,51 +416,7 @@ def _notes(result: TrainResult, resume: bool, run_dir: RunDir) -> tuple[str, ...
             trained += f" (resumed at epoch {result.resumed_from_epoch})"
         elif resume:
             trained += f" (--resume: no checkpoint in {run_dir.checkpoints}, trained from the start)"
-    return (trained, f"evaluated the final checkpoint {result.checkpoint.name}", *result.warnings)
-
-
-def _warning(run_dir: RunDir, name: str, echo: Callable[[str], None], main: bool) -> Callable[[str], None]:
-    """The trainer's warning callback: echoed, and on rank 0 recorded as a ``{"warning": ...}`` line in log.jsonl."""
-    import json
-
-    def warn(text: str) -> None:
-        echo(f"{name}: warning: {text}")
-        if main:
-            with run_dir.log.open("a") as handle:
-                handle.write(json.dumps({"warning": text}) + "\n")
-
-    return warn
-
-
-def _epoch_log(run_dir: RunDir, name: str, echo: Callable[[str], None]) -> Callable[[dict[str, Any]], None]:
-    """The trainer's epoch callback: one JSON line in the run's log.jsonl (a resumed run first drops the
-    lines of the epochs it trains again), one line echoed (seconds)."""
-    import json
-
-    first = [True]
-
-    def log(record: dict[str, Any]) -> None:
-        if first[0] and run_dir.log.is_file():  # a resumed run: drop the lines of epochs it trains again
-            lines = run_dir.log.read_text().splitlines(keepends=True)
-            kept = [line for line in lines if _logged_epoch(line) < record["epoch"]]
-            if kept != lines:
-                run_dir.log.write_text("".join(kept))
-        first[0] = False
-        with run_dir.log.open("a") as handle:
-            handle.write(json.dumps(record) + "\n")
-        echo(f"{name}: epoch {record['epoch']} loss {record['loss']:.4f} ({record['seconds']:.1f} s)")
-
-    return log
-
-
-def _logged_epoch(line: str) -> float:
-    """The epoch of a log.jsonl line: 0 for a warning, infinity for a line cut short by a kill (dropped)."""
-    import json
-
-    try:
-        return json.loads(line).get("epoch", 0)
-    except ValueError:
-        return math.inf
+    return (trained, evaluated, *result.warnings)
 
 
 def _write_metrics(run_dir: RunDir, score: Score, environment: dict[str, Any], seed: int,
@@ -615,8 +486,11 @@ def report_dataset(dataset: DatasetSpec, run_dirs: Sequence[RunDir], *, out: Pat
 
 
 def score_model(name: str, checkpoint: Path | None, *, dataset: DatasetSpec, data_root: Path | None,
-                save: Path | None, device: str = "cpu", progress: bool = True) -> tuple[Score, Path, Path | None]:
-    """Score model ``name`` with ``checkpoint`` (None: its card's shipped one) on ``dataset``'s test split.
+                save: Path | None, device: str = "cpu", progress: bool = True,
+                centers: Path | None = None) -> tuple[Score, Path, Path | None]:
+    """Score model ``name`` with ``checkpoint`` (None: its card's shipped one) on ``dataset``'s test split
+    (a synthetic one rendered without its train split unless already there), cropped around the test
+    centres its protocol chooses or ``centers`` (``--centers``: a file, or a folder holding the protocol's).
 
     The predictions and result rows go to ``save/<dataset>/<name>.txt`` and ``.csv`` when ``save`` is given;
     otherwise they are written to a temporary folder that is removed. Returns the score, the weights used and
@@ -627,11 +501,12 @@ def score_model(name: str, checkpoint: Path | None, *, dataset: DatasetSpec, dat
     from hpbench.evaluate import evaluate_checkpoint
     from hpbench.results import write_results
 
-    root = resolve_data_root(dataset, RunSettings(data_root=data_root), progress=progress)
+    root = resolve_data_root(dataset, RunSettings(data_root=data_root), progress=progress, test_only=True)
     with tempfile.TemporaryDirectory(prefix="hpbench-eval-") as scratch:
         folder = save / dataset.name if save is not None else Path(scratch)
         score, used = evaluate_checkpoint(name, checkpoint, dataset=dataset, data_root=root,
-                                          predictions_path=folder / f"{name}.txt", device=device, progress=progress)
+                                          predictions_path=folder / f"{name}.txt", device=device, progress=progress,
+                                          centers=centers)
         if save is None:
             return score, used, None
     write_results(score.rows(), folder / f"{score.method}.csv")

@@ -10,8 +10,10 @@ fixes it, instead of being scored into a meaningless number.
 
 from __future__ import annotations
 
+import functools
 import os
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -25,15 +27,18 @@ from hpbench.predictions import Coords, PredictionFile, PredictionFileError, det
 
 __all__ = [
     "EVAL_DIR_ENV",
+    "Collected",
     "GroundTruth",
     "ReadOptions",
     "Score",
+    "collect",
     "collect_results",
     "find_eval_dir",
     "infer_dataset",
     "load_ground_truth",
     "score_file",
     "score_predictions",
+    "score_rows",
 ]
 
 EVAL_DIR_ENV = "HPBENCH_EVAL_DIR"
@@ -75,10 +80,12 @@ class GroundTruth:
     names: tuple[str, ...]
     source: Path
 
-    @property
+    @functools.cached_property
     def xyz(self) -> np.ndarray:
-        """(N, J, 3) world positions, mm, in the dataset's axis convention."""
-        return self.dataset.camera.uvd_to_xyz(self.uvd)
+        """(N, J, 3) world positions, mm, in the dataset's axis convention: computed once, read-only."""
+        xyz = self.dataset.camera.uvd_to_xyz(self.uvd)
+        xyz.flags.writeable = False
+        return xyz
 
 
 def load_ground_truth(
@@ -168,26 +175,37 @@ class Score:
 
     def rows(self):  # -> pandas.DataFrame
         """Tidy result rows (hpbench.results) of this score."""
-        from hpbench.results import make_rows
+        return score_rows([self])
 
+    def records(self) -> list[dict[str, object]]:
+        """This score's result rows as records: mean error, per-joint errors, success-rate curves
+        (max and mean joint) over :data:`~hpbench.metrics.THRESHOLDS_MM` and their AUCs, each with the
+        fields that name the method, dataset and frames."""
+        common = {"model": self.method, "dataset": self.dataset.name, "split": "test", "n": len(self.frame_indices),
+                  "frames": self.frames, "source": str(self.source)}
         thresholds = metrics.THRESHOLDS_MM
         records: list[dict[str, object]] = [{"metric": "mean_error", "value": self.mean_error_mm, "unit": "mm"}]
         per_joint = metrics.per_joint_error_mm(self.errors_mm)
         records += [
             {"metric": "joint_error", "joint": name, "value": value, "unit": "mm"}
-            for name, value in zip(self.dataset.joint_names, per_joint, strict=True)
+            for name, value in zip(self.dataset.joint_names, per_joint.tolist(), strict=True)
         ]
         for criterion in ("max", "mean"):
             curve = metrics.success_rate(self.errors_mm, thresholds, criterion=criterion)
             records += [
                 {"metric": f"success_rate_{criterion}", "threshold_mm": t, "value": r, "unit": "fraction"}
-                for t, r in zip(thresholds, curve, strict=True)
+                for t, r in zip(thresholds.tolist(), curve.tolist(), strict=True)
             ]
             records.append({"metric": f"auc_{criterion}", "value": metrics.auc(thresholds, curve), "unit": "fraction"})
-        return make_rows(
-            records, model=self.method, dataset=self.dataset.name, split="test", n=len(self.frame_indices),
-            frames=self.frames, source=str(self.source),
-        )
+        return [{**common, **record} for record in records]
+
+
+def score_rows(scores: Sequence[Score]):  # -> pandas.DataFrame
+    """Tidy result rows (hpbench.results) of ``scores``, in order, built as one frame: a frame per score
+    would cost more than scoring it."""
+    from hpbench.results import make_rows
+
+    return make_rows(record for score in scores for record in score.records())
 
 
 def _normalize_name(name: str) -> tuple[str, ...]:
@@ -295,43 +313,98 @@ def _describe(coords: Coords, y_up: bool, order: tuple[int, ...] | None) -> str:
     return text + ("" if order is None else ", joints reordered")
 
 
-def _best_order(pred_xyz: np.ndarray, gt_xyz: np.ndarray, *, max_frames: int = 512) -> tuple[int, ...]:
-    """Joint order minimising the mean error (Hungarian assignment over joint pairs).
+DIAGNOSIS_FRAMES = 512
+"""Frames (evenly spaced) on which the misread check compares readings: a diagnosis, not a score."""
 
-    The pairwise cost uses at most ``max_frames`` evenly spaced frames: a
-    diagnosis, not a score, so a subsample is enough and keeps it cheap.
-    """
-    from scipy.optimize import linear_sum_assignment
 
-    rows = np.unique(np.linspace(0, len(pred_xyz) - 1, min(len(pred_xyz), max_frames)).astype(np.int64))
-    pred, gt = pred_xyz[rows], gt_xyz[rows]
+def _distance_mm(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Euclidean distance over the last axis (3): the same as np.linalg.norm(a - b, axis=-1), without a
+    reduction over a 3-long axis (several times slower in numpy)."""
+    d = a - b
+    return np.sqrt(d[..., 0] * d[..., 0] + d[..., 1] * d[..., 1] + d[..., 2] * d[..., 2])
+
+
+def _best_order(pred_xyz: np.ndarray, gt_xyz: np.ndarray) -> tuple[int, ...]:
+    """Joint order minimising the mean error (Hungarian assignment over joint pairs)."""
     # cost[i, j]: mean distance of file joint i to true joint j
-    cost = np.linalg.norm(pred[:, :, None, :] - gt[:, None, :, :], axis=-1).mean(axis=0)
-    file_joint, true_joint = linear_sum_assignment(cost)
+    cost = _distance_mm(pred_xyz[:, :, None, :], gt_xyz[:, None, :, :]).mean(axis=0)
+    true_joint = min_cost_assignment(cost)
     order = np.empty(len(cost), dtype=np.int64)
-    order[true_joint] = file_joint
+    order[true_joint] = np.arange(len(cost))
     return tuple(int(i) for i in order)
+
+
+def min_cost_assignment(cost: np.ndarray) -> np.ndarray:
+    """For each row of a square ``cost`` matrix, its column in the assignment of least total cost.
+
+    The Hungarian method with potentials and shortest augmenting paths (Kuhn 1955; Jonker and
+    Volgenant 1987), O(n^3): exact, like scipy.optimize.linear_sum_assignment (ties may pick another
+    assignment of equal cost), and fast for the J x J joint costs here (J <= 21), where importing
+    scipy.optimize alone would take longer than scoring a file.
+    """
+    cost = np.asarray(cost, dtype=np.float64)
+    n = len(cost)
+    if cost.shape != (n, n) or not np.isfinite(cost).all():
+        raise ValueError(f"need a finite square cost matrix, got shape {cost.shape}")
+    # 1-based columns, column 0 a sentinel; row_of[j]: the 1-based row assigned to column j (0: none)
+    u, v = np.zeros(n + 1), np.zeros(n + 1)
+    row_of = np.zeros(n + 1, dtype=np.int64)
+    padded = np.hstack([np.zeros((n, 1)), cost])  # padded[i, j]: cost of 0-based row i, 1-based column j
+    for row in range(1, n + 1):
+        row_of[0], column = row, 0
+        slack = np.full(n + 1, np.inf)  # least reduced cost of reaching each column on the path tree
+        previous = np.zeros(n + 1, dtype=np.int64)
+        used = np.zeros(n + 1, dtype=bool)
+        while row_of[column] != 0:
+            used[column] = True
+            tail = row_of[column]
+            free = ~used
+            reduced = np.where(free, padded[tail - 1] - u[tail] - v, np.inf)
+            closer = reduced < slack
+            slack[closer], previous[closer] = reduced[closer], column
+            nearest = int(np.argmin(np.where(free, slack, np.inf)))
+            delta = slack[nearest]
+            u[row_of[used]] += delta
+            v[used] -= delta
+            slack[free] -= delta
+            column = nearest
+        while column:  # flip the augmenting path
+            row_of[column] = row_of[previous[column]]
+            column = previous[column]
+    assigned = np.empty(n, dtype=np.int64)
+    assigned[row_of[1:] - 1] = np.arange(n)
+    return assigned
 
 
 def _refuse_if_misread(
     prediction: PredictionFile, joints: np.ndarray, gt_xyz: np.ndarray, dataset: DatasetSpec,
     current: tuple[Coords, bool, tuple[int, ...] | None], error_mm: float,
 ) -> None:
-    """Raise when another reading (coords, y axis, joint order) scores far better than this one."""
+    """Raise when another reading (coords, y axis, joint order) scores far better than this one.
+
+    The readings are compared on :data:`DIAGNOSIS_FRAMES` evenly spaced frames; the best of them is
+    then scored on every frame, and that full mean decides, as the score itself does.
+    """
+    rows = np.unique(np.linspace(0, len(joints) - 1, min(len(joints), DIAGNOSIS_FRAMES)).astype(np.int64))
+    sample, sample_gt = joints[rows], gt_xyz[rows]
     readings: list[tuple[Coords, bool]] = [("uvd", dataset.camera.y_up), ("xyz", True), ("xyz", False)]
     best: tuple[float, Coords, bool, tuple[int, ...] | None] | None = None
     for coords, y_up in readings:
-        world = _to_world(joints, coords, y_up, dataset)
-        order = _best_order(world, gt_xyz)
+        world = _to_world(sample, coords, y_up, dataset)
+        order = _best_order(world, sample_gt)
         for candidate in (None, order):
             if candidate is not None and candidate == tuple(range(len(candidate))):
                 continue
             moved = world if candidate is None else world[:, list(candidate)]
-            mean_mm = float(np.linalg.norm(moved - gt_xyz, axis=-1).mean())
-            if best is None or mean_mm < best[0]:
-                best = (mean_mm, coords, y_up, candidate)
+            sample_mm = float(_distance_mm(moved, sample_gt).mean())
+            if best is None or sample_mm < best[0]:
+                best = (sample_mm, coords, y_up, candidate)
     assert best is not None
-    mean_mm, coords, y_up, order = best
+    _, coords, y_up, order = best
+    if order is None and coords == current[0] and (coords == "uvd" or y_up == current[1]):
+        return  # the reading as asked is the best
+    world = _to_world(joints, coords, y_up, dataset)
+    mean_mm = float(_distance_mm(world if order is None else world[:, list(order)], gt_xyz).mean())
     if not (mean_mm < 0.5 * error_mm and error_mm - mean_mm > 5.0):
         return
     flags = [f"--coords {coords}"] if coords != current[0] else []
@@ -355,17 +428,14 @@ MAX_ABS_VALUE = 1e6
 
 def _implausible(joints: np.ndarray, coords: Coords, dataset: DatasetSpec) -> tuple[np.ndarray, list[str]]:
     """Mask (N, J, 3) of implausible values and, per coordinate, what each one breaks."""
-    bad = np.abs(joints) > MAX_ABS_VALUE
-    depth = joints[..., 2]
-    bad[..., 2] |= (depth <= 0) | (depth > MAX_DEPTH_MM)
-    if coords == "uvd":
-        camera = dataset.camera
-        for axis, size in ((0, camera.width_px), (1, camera.height_px)):
-            bad[..., axis] |= (joints[..., axis] < -size) | (joints[..., axis] > 2 * size)
-        axes = ["u", "v", "depth"]
+    camera = dataset.camera
+    if coords == "uvd":  # within one image size of the image (well inside MAX_ABS_VALUE)
+        low, high, axes = [-camera.width_px, -camera.height_px], [2 * camera.width_px, 2 * camera.height_px], ["u", "v"]
     else:
-        axes = ["x", "y", "depth"]
-    return bad, axes
+        low, high, axes = [-MAX_ABS_VALUE] * 2, [MAX_ABS_VALUE] * 2, ["x", "y"]
+    # depth: positive (the smallest positive double is the lowest allowed) up to MAX_DEPTH_MM
+    low_bound, high_bound = np.array([*low, np.nextafter(0.0, 1.0)]), np.array([*high, MAX_DEPTH_MM])
+    return (joints < low_bound) | (joints > high_bound), [*axes, "depth"]
 
 
 def _refuse_if_implausible(prediction: PredictionFile, joints: np.ndarray, coords: Coords,
@@ -412,7 +482,7 @@ def score_predictions(
         _refuse_if_implausible(prediction, joints, coords, dataset)
     with np.errstate(over="ignore", invalid="ignore"):  # --no-check lets huge values through: errors may be inf
         pred_xyz = _to_world(joints, coords, y_up, dataset)
-        gt_xyz = dataset.camera.uvd_to_xyz(gt.uvd[indices])
+        gt_xyz = gt.xyz[indices]
         errors = metrics.joint_errors_mm(pred_xyz, gt_xyz)
     if options.check:
         _refuse_if_misread(prediction, joints, gt_xyz, dataset,
@@ -464,25 +534,26 @@ def _tracked(files: list[Path], progress: bool):  # -> Iterator[Path]
         yield from bar.track(files, description=f"scoring {plural(len(files), 'file')}")
 
 
+@dataclass(frozen=True)
+class Collected:
+    """What :func:`collect` found: ``rows`` (tidy results rows of every file kept), ``refused`` (one line per
+    file or method left out) and ``scores`` (the prediction files scored, their rows among ``rows``)."""
+
+    rows: object  # pandas.DataFrame
+    refused: tuple[str, ...]
+    scores: tuple[Score, ...]
+
+
 def collect_results(
     paths: list[Path], *, dataset: str | None = None, options: ReadOptions = ReadOptions(),
     eval_dir: str | os.PathLike[str] | None = None, progress: bool = False,
 ):  # -> tuple[pandas.DataFrame, list[str]]
-    """Result rows from prediction files (*.txt, scored here) and results files (*.csv).
+    """The rows and refusals of :func:`collect`."""
+    found = collect(paths, dataset=dataset, options=options, eval_dir=eval_dir, progress=progress)
+    return found.rows, list(found.refused)
 
-    Folders are searched recursively; in a run directory (:class:`hpbench.rundir.RunDir`)
-    only its result files count: its predictions are already scored in its
-    metrics.csv, and its failure record is no prediction file. Returns the rows
-    and one line per refused file. A method found twice for one dataset is kept
-    once (the first) and the other is listed as refused. Rows of one method with
-    different splits (test errors, profile costs) are complementary and all kept,
-    and so are rows with different seeds (runs of a sweep: the report aggregates
-    them as mean +- std); rows with a seed and rows without one for the same method and split cannot be
-    aggregated, and the later ones are refused.
-    """
-    import pandas as pd
 
-    from hpbench.results import read_results
+def _report_files(paths: list[Path]) -> list[Path]:
     from hpbench.rundir import RunDir
 
     files: list[Path] = []
@@ -494,40 +565,86 @@ def collect_results(
             files.append(path)
         else:
             raise FileNotFoundError(f"{path} does not exist")
-    files_iter = _tracked(files, progress)
-    frames, refused, truths = [], [], {}
+    return files
+
+
+def collect(
+    paths: list[Path], *, dataset: str | None = None, options: ReadOptions = ReadOptions(),
+    eval_dir: str | os.PathLike[str] | None = None, progress: bool = False,
+) -> Collected:
+    """Result rows from prediction files (*.txt, each read and scored once here) and results files (*.csv),
+    with the scores of the prediction files.
+
+    Folders are searched recursively; in a run directory (:class:`hpbench.rundir.RunDir`)
+    only its result files count: its predictions are already scored in its
+    metrics.csv, and its failure record is no prediction file. A method found twice
+    for one dataset is kept once (the first) and the other is listed as refused. Rows of one method with
+    different splits (test errors, profile costs) are complementary and all kept,
+    and so are rows with different seeds (runs of a sweep: the report aggregates
+    them as mean +- std); rows with a seed and rows without one for the same method and split cannot be
+    aggregated, and the later ones are refused. Rows keep the order of the files.
+    """
+    import pandas as pd
+
+    from hpbench.results import read_results
+
+    parts: list[pd.DataFrame | Score] = []
+    refused: list[str] = []
+    truths: dict[str, GroundTruth] = {}
     seen: dict[tuple[str, str, str], dict[str, Path]] = {}  # (model, dataset, split) -> seed ("": none) -> file
-    for path in files_iter:
+    for path in _tracked(_report_files(paths), progress):
         try:
             if path.suffix == ".csv":
-                rows = read_results([path])
+                part: pd.DataFrame | Score = read_results([path])
+                seeds = part["seed"].astype("string").fillna("")
+                keys = sorted(set(zip(part["model"], part["dataset"], part["split"], seeds, strict=True)))
             else:
                 spec = infer_dataset(path, dataset)
                 if spec.name not in truths:
                     truths[spec.name] = load_ground_truth(spec, eval_dir=eval_dir)
-                rows = score_file(path, truths[spec.name], options).rows()
+                part = score_file(path, truths[spec.name], options)
+                keys = [(part.method, spec.name, "test", "")]
         except (PredictionFileError, ValueError) as error:
             refused.append(str(error))
             continue
-        seeds = rows["seed"].astype("string").fillna("")
-        for model, name, split, seed in sorted(set(zip(rows["model"], rows["dataset"], rows["split"], seeds,
-                                                       strict=True))):
+        for model, name, split, seed in keys:
             known = seen.setdefault((model, name, split), {})
             # the same seed twice is a duplicate; a seeded and an unseeded result cannot be averaged together
-            clash = seed in known or (bool(known) and (seed == "" or "" in known))
-            if clash:
+            if seed in known or (bool(known) and (seed == "" or "" in known)):
                 first = known.get(seed, next(iter(known.values())))
                 refused.append(f"{path}: {model} on {name} ({split or 'no split'}{f', seed {seed}' if seed else ''}) "
                                f"already comes from {first}; kept that one")
-                drop = ((rows["model"] == model) & (rows["dataset"] == name) & (rows["split"] == split)
+                if isinstance(part, Score):
+                    part = None
+                    break
+                seeds = part["seed"].astype("string").fillna("")
+                drop = ((part["model"] == model) & (part["dataset"] == name) & (part["split"] == split)
                         & (seeds == seed))
-                rows, seeds = rows[~drop], seeds[~drop]
+                part = part[~drop]
             else:
                 known[seed] = path
-        frames.append(rows)
-    if not frames:
-        return read_results([]), refused
-    return pd.concat(frames, ignore_index=True), refused
+        if part is not None:
+            parts.append(part)
+    scores = [part for part in parts if isinstance(part, Score)]
+    scored = iter(_split_rows(scores))
+    frames = [next(scored) if isinstance(part, Score) else part for part in parts]
+    rows = pd.concat(frames, ignore_index=True) if frames else read_results([])
+    return Collected(rows=rows, refused=tuple(refused), scores=tuple(scores))
+
+
+def _split_rows(scores: list[Score]) -> list:  # -> list[pandas.DataFrame]
+    """The rows of each score, built as one frame and cut back into one per score."""
+    from hpbench.results import make_rows
+
+    if not scores:
+        return []
+    records: list[dict[str, object]] = []
+    ends = []
+    for score in scores:
+        records += score.records()
+        ends.append(len(records))
+    rows = make_rows(records)
+    return [rows.iloc[start:end] for start, end in zip([0, *ends[:-1]], ends, strict=True)]
 
 
 def score_files(

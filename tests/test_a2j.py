@@ -6,9 +6,9 @@ import pytest
 import torch
 
 import hpbench
-from hpbench.cards import load_card
+from hpbench.cards import load_card, load_protocol
 from hpbench.models.backbones import FeatureExtractor
-from hpbench.models.a2j import A2J, A2JOutput, a2j_loss, anchor_grid, decode
+from hpbench.models.a2j import A2J, A2JOutput, LossUnits, a2j_loss, anchor_grid, decode
 from hpbench.profile import count_parameters, thop_macs
 
 # design/baselines.md, measured on the original code: parameters without the unused
@@ -72,17 +72,28 @@ def test_decode_recovers_an_encoded_ground_truth():
     assert flat.joints[0, 0, :2].tolist() == pytest.approx([88.0, 88.0])
 
 
-def test_loss_is_the_papers_and_honours_the_mask():
+def test_loss_is_the_papers_in_px_and_mm_and_honours_the_mask():
+    # protocols.md section 2: total = L_anchor + 3 L_reg; L_anchor = SmoothL1(beta 1) on (v, u) px;
+    # L_reg = 0.5 SmoothL1 on (v, u) px + L1 on d in mm; d mm = normalized d x 150 (the +-150 mm depth range)
     target = torch.tensor([[[50.0, 60.0, 0.1], [10.0, 10.0, 0.0]]])
     joints = target.clone()
-    joints[0, 1] += torch.tensor([4.0, 0.0, 0.5])  # joint 1: 4 px off in u, 0.5 off in d
-    anchor_uv = target[..., :2] + 2.0  # 2 px off on both axes: SmoothL1 = 1.5 each
+    joints[0, 1] += torch.tensor([4.0, 0.0, 0.02])  # joint 1: 4 px off in u, 0.02 x 150 = 3 mm off in d
+    anchor_uv = target[..., :2] + 2.0  # 2 px off on both axes: SmoothL1 = 2 - 0.5 = 1.5 each, mean 1.5
     output = A2JOutput(joints=joints, anchor_uv=anchor_uv)
-    # joint 0: 1.5; joint 1: 1.5 + 3 (0.5 * mean(3.5, 0) + 0.5) = 1.5 + 4.125
-    assert a2j_loss(output, target).item() == pytest.approx((1.5 + 5.625) / 2)
-    assert a2j_loss(output, target, torch.tensor([[True, False]])).item() == pytest.approx(1.5)
+    # joint 0: L_anchor 1.5, L_reg 0 -> 1.5
+    # joint 1: L_anchor 1.5; L_reg = 0.5 x mean(SmoothL1(4) = 3.5, 0) + 3 mm = 0.875 + 3 = 3.875 -> 1.5 + 11.625
+    units = LossUnits(150.0)
+    assert a2j_loss(output, target, units=units).item() == pytest.approx((1.5 + 13.125) / 2, rel=1e-5)
+    assert a2j_loss(output, target, torch.tensor([[True, False]]), units=units).item() == pytest.approx(1.5)
     # a plain joints tensor has no anchor-only estimate: only the regression terms
-    assert a2j_loss(joints, target).item() == pytest.approx(4.125 / 2)
+    assert a2j_loss(joints, target, units=units).item() == pytest.approx(11.625 / 2, rel=1e-5)
+    # ICVL's box: the same 150 mm depth range; a model built without a protocol uses A2J's own 150 mm
+    assert LossUnits.of(load_protocol("a2j", "icvl").crop) == LossUnits.of(load_protocol("a2j", "nyu").crop) == units
+    backbone = FeatureExtractor(_TwoStride16(), channels=(4, 6), strides=(16, 16))
+    model = A2J(num_joints=2, backbone=backbone, input_size=32)
+    assert model.loss_units == units
+    model.loss_units = LossUnits(50.0)  # d 0.02 -> 1 mm: joint 1 = 1.5 + 3 (0.875 + 1)
+    assert model.loss(output, target).item() == pytest.approx((1.5 + 7.125) / 2, rel=1e-5)
 
 
 class _Constant(torch.nn.Module):

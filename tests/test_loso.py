@@ -127,3 +127,28 @@ def test_a_protocol_without_folds_is_not_leave_one_subject_out():
     with pytest.raises(ValueError, match="trinet.*not leave-one-subject-out"):
         loso_protocol("trinet", get_dataset("nyu"))
     assert loso_protocol("trinet", MSRA).frames.folds == 9
+
+
+def test_hpbench_run_on_msra_runs_every_fold_and_refuses_a_card_without_an_msra_protocol(tmp_path, monkeypatch):
+    from typer.testing import CliRunner
+
+    from hpbench.cli import app
+
+    root = synthesize_splits(MSRA, tmp_path / "msra", frames=FRAMES, seed=1)
+    monkeypatch.setenv("HPBENCH_CACHE_DIR", str(tmp_path / "cache"))
+    result = CliRunner().invoke(app, ["run", "--models", "tinycnn,a2j", "--dataset", "msra", "--data-root", str(root),
+                                      "--quick", "--max-steps", "1", "--batch-size", "4", "--threads", "1",
+                                      "--no-profile", "--no-floor", "--results", str(tmp_path / "results"),
+                                      "--reports", str(tmp_path / "reports")], env={"COLUMNS": "250"})
+    said = " ".join(result.output.split())
+    # A2J has no MSRA code (protocols.md section 2): refused with its card's reason, the other model runs
+    assert "a2j: not run: model 'a2j' has no protocol for 'msra'" in said
+    assert "tinycnn: mean error" in said and "9 folds (P0..P8)" in said and "cube 150-200 mm" in said
+    top = tmp_path / "results" / "msra" / "tinycnn-s0"
+    assert sorted(path.name for path in (top / "folds").iterdir()) == [f"P{k}" for k in range(9)]
+    lines = (top / "predictions.txt").read_text().splitlines()
+    assert len(lines) == sum(FRAMES.values())  # every subject's frames, scored once
+    rows = read_results([top / "metrics.csv"])
+    assert set(rows["split"]) == {"test"}
+    assert not (tmp_path / "results" / "msra" / "a2j-s0").exists() or not any(
+        (tmp_path / "results" / "msra" / "a2j-s0").iterdir())

@@ -1,12 +1,16 @@
-"""The profiler's counters pinned against hand computations, and honest latency records."""
+"""The profiler's counters pinned against hand computations, and honest timing on a shared machine."""
 
 from __future__ import annotations
+
+import re
 
 import pytest
 import torch
 from torch import nn
 from typer.testing import CliRunner
 
+import hpbench.latency
+from hpbench.latency import Budget, Runtime, Target, parse_runtimes, significant, time_targets
 from hpbench.profile import (
     count_macs,
     count_parameters,
@@ -16,7 +20,6 @@ from hpbench.profile import (
     profile_models,
     profile_report,
     profile_rows,
-    summarize_rounds,
     thop_macs,
     unused_parameters,
 )
@@ -133,7 +136,6 @@ def test_latency_is_recorded_with_its_environment():
     assert 0 < latency.p10_ms <= latency.median_ms <= latency.p90_ms
     assert latency.batch == 2 and latency.env.threads == 1 and latency.env.dtype == "float32"
     assert latency.env.torch == torch.__version__ and latency.env.device == "cpu" and latency.env.device_name
-    assert latency.throughput == pytest.approx(2000 / latency.median_ms)
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="checks the no-GPU message")
@@ -142,49 +144,201 @@ def test_cuda_latency_without_gpu_is_a_clear_error():
         measure_latency(nn.Linear(2, 2), torch.zeros(1, 2), device="cuda")
 
 
-def test_profile_rows_and_rounds_for_registered_models():
-    profiles = profile_models(["tinycnn", "meanpose"], dataset="icvl", rounds=2, min_run_time_s=0.05,
-                              throughput_batch=4, fvcore=False)
+def test_runtimes_are_parsed_once_into_a_typed_tuple():
+    assert parse_runtimes("eager, fused,onnx") == (Runtime.EAGER, Runtime.FUSED, Runtime.ONNX)
+    assert parse_runtimes("torch.compile,eager,eager") == (Runtime.COMPILE, Runtime.EAGER)
+    assert parse_runtimes("all") == tuple(Runtime)
+    with pytest.raises(ValueError, match="unknown runtime.*tensorflow.*choose from"):
+        parse_runtimes("eager,tensorflow")
+    assert Runtime.FUSED.label == "eager fused" and Runtime.TENSORRT.unverified and not Runtime.EAGER.unverified
+
+
+@pytest.mark.parametrize(("value", "uncertainty", "shown"), [
+    (0.6, None, "0.60"),             # "0.6 samples/s, not 1"
+    (0.6123, 0.05, "0.61"),
+    (2050.06, 400.0, "2100"),        # +-400 ms: tens and units mean nothing
+    (2050.06, 0.001, "2050"),        # at most four significant digits
+    (12.3456, 0.01, "12.35"),
+    (0.03, 5.0, "0.03"),             # at least one
+    (1234567.0, None, "1200000"),
+])
+def test_figures_carry_the_digits_their_spread_allows(value, uncertainty, shown):
+    assert significant(value, uncertainty) == shown
+
+
+def _target(name, durations_ms, runtime=Runtime.EAGER):
+    """A fake target whose calls sleep ``durations_ms(call index)``; it counts its calls."""
+    import time
+
+    calls = []
+
+    def step(batch):
+        def call():
+            calls.append(batch)
+            time.sleep(durations_ms(len(calls)) * batch / 1000)
+        return call
+    return Target(name, runtime, torch.device("cpu"), step, "sleep", threads=1), calls
+
+
+def _quiet_machine(monkeypatch):
+    counter = iter(range(0, 10**12, 10**6))
+    monkeypatch.setattr(hpbench.latency, "_sched", lambda: (next(counter), 0))
+    monkeypatch.setattr(hpbench.latency, "_load", lambda: 0.5)
+
+
+def test_a_steady_target_is_reliable_with_its_samples_rounds_and_percentiles(monkeypatch):
+    _quiet_machine(monkeypatch)
+    target, _ = _target("a", lambda i: 2.0)
+    (timing,), notes = time_targets([target], Budget(seconds=0.5, samples=12, min_samples=4), sweep=False)
+    assert timing.reliable and timing.samples == 12 and timing.rounds == 3 and not timing.repeated
+    assert 1.9 < timing.p10_ms <= timing.median_ms <= timing.p90_ms < 30
+    assert timing.spread is not None and timing.load == (0.5, 0.5) and timing.wait == 0.0 and notes == []
+    assert timing.env.threads == 1 and timing.batch == 1 and timing.throughput == pytest.approx(1000 / timing.median_ms)
+
+
+def test_contention_between_rounds_is_detected_repeated_once_and_flagged(monkeypatch):
+    _quiet_machine(monkeypatch)
+    rounds, measure_round = [], hpbench.latency._round
+    monkeypatch.setattr(hpbench.latency, "_round", lambda *a, **k: (rounds.append(1), measure_round(*a, **k)))
+    # calls are 5x slower from the second round on, of both attempts: the rounds disagree twice
+    target, calls = _target("a", lambda i: 1.0 if len(rounds) in (0, 1, 4) else 5.0)
+    (timing,), _ = time_targets([target], Budget(seconds=2.0, samples=12, min_samples=4), sweep=False)
+    assert not timing.reliable and any(reason.startswith("rounds differ") for reason in timing.reasons)
+    assert timing.repeated and len(rounds) == 6 and timing.rounds == 3
+
+
+def test_waiting_for_a_cpu_and_load_make_a_figure_unreliable(monkeypatch):
+    counter = iter(range(0, 10**12, 10**6))
+    monkeypatch.setattr(hpbench.latency, "_sched", lambda: (next(counter), next(counter)))  # waits half the time
+    monkeypatch.setattr(hpbench.latency, "_load", lambda: 0.5)
+    (timing,), _ = time_targets([_target("a", lambda i: 1.0)[0]], Budget(seconds=0.3, samples=6, min_samples=2),
+                                sweep=False)
+    assert "waited for a CPU 50 %" in timing.reasons and timing.repeated
+    monkeypatch.setattr(hpbench.latency, "_sched", lambda: None)  # no schedstat: the load average decides
+    monkeypatch.setattr(hpbench.latency, "_load", lambda: 99.0)
+    (timing,), _ = time_targets([_target("a", lambda i: 1.0)[0]], Budget(seconds=0.3, samples=6, min_samples=2),
+                                sweep=False)
+    assert timing.wait is None and any(reason.startswith("load 99.0 / ") for reason in timing.reasons)
+
+
+def test_a_slow_model_stops_at_the_budget_says_so_and_skips_batches_that_do_not_fit(monkeypatch):
+    _quiet_machine(monkeypatch)
+    target, calls = _target("slow", lambda i: 60.0)
+    timings, notes = time_targets([target], Budget(seconds=0.4, samples=30, min_samples=5))
+    (timing,) = timings
+    assert timing.samples < 5 and timing.reasons == (f"{timing.samples} samples < 5",)
+    assert not timing.repeated  # a longer budget helps, repeating does not
+    assert len(calls) < 10 and set(calls) == {1}
+    assert any(note.startswith("slow, eager: batch 8 and larger not timed: one call takes about") for note in notes)
+
+
+def test_the_sweep_times_larger_batches_that_fit(monkeypatch):
+    _quiet_machine(monkeypatch)
+    target, calls = _target("fast", lambda i: 0.02)
+    timings, _ = time_targets([target], Budget(seconds=1.0, samples=5, min_samples=2, max_batch=32))
+    assert [t.batch for t in timings] == [1, 8, 32] and {8, 32} <= set(calls)
+    assert timings[2].throughput == pytest.approx(32_000 / timings[2].median_ms)
+
+
+def test_interleaved_rounds_alternate_targets_and_a_failure_is_a_note(monkeypatch):
+    _quiet_machine(monkeypatch)
+    order = []
+    targets = []
+    for name in ("a", "b"):
+        target, _ = _target(name, lambda i: 0.5)
+        inner = target.step
+        target.step = lambda batch, inner=inner, name=name: (lambda: (order.append(name), inner(batch)()))
+        targets.append(target)
+    broken, _ = _target("c", lambda i: 0.5, runtime=Runtime.COMPILE)
+    broken.step = lambda batch: (lambda: 1 / 0)
+    timings, notes = time_targets([*targets, broken], Budget(seconds=0.3, samples=3, min_samples=1), sweep=False)
+    assert [t.model for t in timings] == ["a", "b"]
+    assert notes == ["c, torch.compile: does not compile: ZeroDivisionError: division by zero"]
+    switches = sum(1 for x, y in zip(order, order[1:]) if x != y)
+    assert switches >= 5  # a..b..a..b..a..b at least (warm-ups, then three rounds)
+
+
+def test_profile_models_times_each_runtime_and_writes_tidy_rows():
+    profiles = profile_models(["tinycnn", "meanpose"], dataset="icvl", budget=Budget(seconds=0.3, samples=5),
+                              runtimes=(Runtime.EAGER, Runtime.FUSED, Runtime.CUDA_GRAPH), sweep=False, fvcore=False)
     tiny = profiles[0]
     assert tiny.params == tiny.declared_params == 63520 and tiny.unused == ()
-    assert len(tiny.latency["cpu"]) == 2
+    assert [t.runtime for t in tiny.timings] == [Runtime.EAGER, Runtime.FUSED]  # CUDA graphs: a GPU only
+    assert set(tiny.latency) == {"cpu", "cpu eager fused"}
+    assert any(note.startswith("fuse_for_inference: ") for note in tiny.notes)
     rows = profile_rows(profiles)
     macs = rows[(rows["model"] == "tinycnn") & (rows["metric"] == "macs")].set_index("counter")["value"]
     assert macs["thop"] == pytest.approx(tiny.macs.thop / 1e9) and set(macs.index) == {"thop", "exact"}
-    latency = rows[(rows["model"] == "tinycnn") & (rows["metric"] == "latency_median")].iloc[0]
-    assert latency["unit"] == "ms" and latency["threads"] == torch.get_num_threads() and latency["batch"] == 1
-    assert latency["value"] == pytest.approx(summarize_rounds(tiny.latency["cpu"])["median_ms"])
-    assert rows.loc[rows["metric"] == "throughput", "batch"].tolist() == [4, 4]
+    latency = rows[(rows["model"] == "tinycnn") & (rows["metric"] == "latency_median")]
+    assert latency["counter"].str.split(":").str[0].tolist() == ["eager", "eager fused"]
+    assert (latency["unit"] == "ms").all() and (latency["threads"] == torch.get_num_threads()).all()
+    assert (latency["batch"] == 1).all() and latency["source"].str.match(r"^(reliable|unreliable: )").all()
+    assert latency["n"].tolist() == [t.samples for t in tiny.timings]
+    assert latency["value"].tolist() == pytest.approx([t.median_ms for t in tiny.timings])
+    assert set(rows.loc[rows["model"] == "tinycnn", "metric"]) >= {"throughput", "peak_memory"}
+    spread = rows[(rows["model"] == "tinycnn") & (rows["metric"] == "latency_spread")]
+    assert len(spread) == sum(t.spread is not None for t in tiny.timings)  # one round (a slow call): no spread
+    assert tiny.timings[0].peak_mb > 0.01  # its activations: 8 x 64^2 floats at least
+
+
+def test_a_missing_fuser_or_a_failing_compile_is_said_not_fatal(monkeypatch):
+    import sys
+
+    monkeypatch.setitem(sys.modules, "hpbench.fuse", None)  # import fails
+    monkeypatch.setattr(torch, "compile", lambda model: (lambda x: (_ for _ in ()).throw(RuntimeError("no C++"))))
+    (meanpose,) = profile_models(["meanpose"], dataset="icvl", budget=Budget(seconds=0.2, samples=3), sweep=False,
+                                 runtimes=(Runtime.EAGER, Runtime.FUSED, Runtime.COMPILE), fvcore=False)
+    assert [t.runtime for t in meanpose.timings] == [Runtime.EAGER]
+    assert "eager fused not timed: hpbench.fuse.fuse_for_inference is not available" in meanpose.notes
+    assert "torch.compile: does not compile: RuntimeError: no C++" in meanpose.notes
 
 
 def test_profile_report_puts_the_reference_first_and_states_what_it_skipped(tmp_path, monkeypatch):
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
-    report = profile_report(["meanpose", "tinycnn"], dataset="icvl", device="auto", reference="tinycnn", rounds=1,
-                            min_run_time_s=0.05, throughput_batch=2, fvcore=False, onnxruntime=False,
-                            out=tmp_path / "p.csv")
+    report = profile_report(["meanpose", "tinycnn"], dataset="icvl", device="auto", reference="tinycnn",
+                            budget=Budget(seconds=0.3, samples=5, rounds=1), runtimes=(Runtime.EAGER,), sweep=False,
+                            fvcore=False, out=tmp_path / "p.csv")
     assert [row.model for row in report.costs] == ["tinycnn", "meanpose"]
-    assert [(row.model, row.device) for row in report.latencies] == [("tinycnn", "cpu"), ("meanpose", "cpu")]
-    assert report.latencies[0].ratio == 1.0 and report.latencies[1].samples_per_s > 0
+    assert [(row.timing.model, row.timing.runtime) for row in report.timings] == [
+        ("tinycnn", Runtime.EAGER), ("meanpose", Runtime.EAGER)]
+    assert report.timings[0].ratio == 1.0 and report.timings[1].ratio > 0
     assert report.costs[0].params == 63520 and report.costs[1].fvcore_gmac is None
     assert report.warnings == ("no GPU: CUDA latency skipped on this machine",)
-    assert any(note.startswith("latency: ") and "1 interleaved round" in note for note in report.notes)
+    assert report.notes[0].startswith("timing: ") and "up to 1 round " in report.notes[0]
+    assert report.notes[1].startswith("machine: load ")
+    assert all(any(note.startswith(f"(!) {t.model}, eager, batch 1: ") for note in report.notes)
+               for t in report.unreliable)
     assert report.written == tmp_path / "p.csv" and (tmp_path / "p.csv").is_file()
 
 
-def test_profile_cli_prints_ratios_against_the_reference(tmp_path):
+def _table(output):
+    return [[cell.strip() for cell in line.split("│")[1:-1]] for line in output.splitlines() if line.startswith("│ ")]
+
+
+def test_profile_cli_prints_runtimes_ratios_and_marks_unreliable_timing(tmp_path, monkeypatch):
     from hpbench.cli import app
 
-    result = CliRunner().invoke(app, ["profile", "--models", "meanpose", "--reference", "tinycnn", "--rounds", "1",
-                                      "--min-time", "0.05", "--throughput-batch", "0", "--no-fvcore",
+    counter = iter(range(0, 10**12, 10**6))
+    monkeypatch.setattr(hpbench.latency, "_sched", lambda: (next(counter), next(counter)))  # a busy machine
+    monkeypatch.setenv("COLUMNS", "120")
+    result = CliRunner().invoke(app, ["profile", "--models", "meanpose", "--reference", "tinycnn", "--budget", "0.3",
+                                      "--runtimes", "eager,fused", "--throughput-batch", "0", "--no-fvcore",
                                       "--out", str(tmp_path / "p.csv")])
     assert result.exit_code == 0, result.output
-    assert "thread" in result.output
-    rows = [[cell.strip() for cell in line.split("│")[1:-1]] for line in result.output.splitlines()
-            if line.startswith("│ ")]
-    latency = {tuple(cells[:2]): cells for cells in rows if len(cells) == 6}  # model, device, ..., x tinycnn
-    assert latency["tinycnn", "cpu"][-1] == "1.00"  # the reference against itself
-    assert {("tinycnn", "cpu"), ("meanpose", "cpu")} <= set(latency)
+    assert "thread" in result.output and max(map(len, result.output.splitlines())) <= 120
+    timing = {tuple(cells[:2]): cells for cells in _table(result.output) if len(cells) == 10}
+    assert set(timing) == {("tinycnn (!)", "eager"), ("meanpose (!)", "eager"), ("tinycnn (!)", "eager fused"),
+                           ("meanpose (!)", "eager fused")}
+    assert timing["tinycnn (!)", "eager"][-1] == "1"  # the reference against itself
+    assert re.search(r"\(!\) meanpose, eager, batch 1: .*waited for a CPU 50 % \(repeated once\)", result.output)
     assert (tmp_path / "p.csv").is_file()
+
+
+def test_profile_cli_refuses_an_unknown_runtime():
+    from hpbench.cli import app
+
+    result = CliRunner().invoke(app, ["profile", "--models", "meanpose", "--runtimes", "eager,jax"])
+    assert result.exit_code == 2 and "--runtimes: unknown runtime(s) jax" in result.output
 
 
 def test_a_model_without_a_card_is_an_error_naming_the_card_file_not_a_guessed_input():
@@ -198,3 +352,29 @@ def test_a_model_without_a_card_is_an_error_naming_the_card_file_not_a_guessed_i
                            fvcore=False)
     finally:
         models._entries.pop("cardless-tiny")
+
+
+def test_the_timing_table_fits_120_columns_with_honest_digits(monkeypatch, capsys):
+    from hpbench._render_profile import show_profile
+    from hpbench.latency import Environment, Timing
+    from hpbench.profile import CostRow, ProfileReport, TimingRow
+
+    costs = tuple(CostRow(model=name, params=12_345_678, thop_gmac=123.456, exact_gmac=98.765, fvcore_gmac=None,
+                          disagree=True) for name in ("a2j@resnet18", "handfold"))
+    env = Environment(device="cpu", device_name="Test CPU", torch="2.x", dtype="float32", threads=2)
+    timings = tuple(TimingRow(Timing(
+        model=cost.model, runtime=runtime, batch=1, samples=30, calls_per_sample=1, p10_ms=1200.01, median_ms=1234.56,
+        p90_ms=1300.99, spread=0.123, rounds=3, load=(1.0, 1.0), cores=2, wait=0.0, peak_mb=123.4, env=env,
+        method="m", reasons=("rounds differ 12 %",) if runtime is Runtime.FUSED else ()), ratio=1.5)
+        for runtime in (Runtime.EAGER, Runtime.FUSED, Runtime.ONNX) for cost in costs)
+    report = ProfileReport(dataset="nyu", reference="a2j@resnet18", budget=Budget(), runtimes=(Runtime.EAGER,),
+                           profiles=(), costs=costs, timings=timings, notes=("a note",), warnings=())
+    monkeypatch.setenv("COLUMNS", "120")
+    show_profile(report)
+    out = capsys.readouterr().out
+    assert max(map(len, out.splitlines())) <= 120 and "…" not in out
+    rows = [cells for cells in _table(out) if len(cells) == 10]
+    # +-12 % between rounds: the median to the tens, 0.81 samples/s, not 1
+    assert rows[0] == ["a2j@resnet18", "eager", "1", "1230", "1200-1300", "12 %", "30", "0.81", "120", "1"]
+    assert rows[1][-1] == "1.5" and rows[3][:2] == ["handfold (!)", "eager fused"]
+    assert "a2j@resnet18 (!)" in out and "12,345,678" in out and "123.456" in out

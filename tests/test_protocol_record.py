@@ -37,6 +37,12 @@ ORIGINS = {"trinet": ("TriHorn-Net", TRIHORN), "ours": ("TriHorn-Net", TRIHORN),
 # and follows TriHorn-Net's protocol (section 5)
 BORROWED = {("a2j", "icvl"), ("handfold", "nyu"), ("ours", "icvl"), ("ours", "nyu")}
 FORMATS = {"synth": "icvl", "synth-nyu": "nyu"}
+# protocols.md, per original: TriHorn-Net's jitter and rotation happen before cropping (approximated on a
+# cached crop), A2J's edge shifts too; V2V's voxel scale and rotation move points before rounding (not
+# applied), its integer shift is a crop shift; HandFoldingNet's transforms act on points inside the model
+AUGMENT_STATUS = {"TriHorn-Net": "approximated", "A2J": "approximated", "V2V-PoseNet": "partly applied",
+                  "HandFoldingNet": "not applied"}
+TRAIN_COM = {("trinet", "icvl"), ("ours", "icvl"), ("tinycnn", "icvl"), ("meanpose", "icvl"), ("a2j", "icvl")}
 
 
 def _family(name: str) -> str:
@@ -80,8 +86,12 @@ def test_two_training_steps_write_the_protocol_record(name, dataset, roots, cach
         assert (record["crop"]["lateral_mm"], record["crop"]["depth_mm"], record["crop"]["size_px"]) == (
             lateral, depth, size)
         assert centre_fact in record["centres"][0]["protocol"]
-    # centres as used: the synthetic sets' refined-centre file, for every frame
-    train_centres = f"file {roots[dataset] / 'center_train_refined.txt'}"
+    # centres as used: a centre-of-mass protocol (TriHorn-Net's ICVL: 0 < d <= 500 mm; A2J's ICVL training,
+    # which has no centre file) takes the centre of mass; every other stands in the synthetic sets'
+    # refined-centre file for the protocol's, for every frame
+    com = (_family(name), key) in TRAIN_COM
+    train_centres = ("centre of mass (depth in 0-500 mm)" if com
+                     else f"file {roots[dataset] / 'center_train_refined.txt'}")
     assert record["centres"][0]["source"] == train_centres
     assert record["centres"][0]["counts"] == {train_centres: FRAMES}
     assert record["train_frames"]["used"] == record["train_frames"]["total"] == FRAMES
@@ -93,8 +103,16 @@ def test_two_training_steps_write_the_protocol_record(name, dataset, roots, cach
     assert record["checkpoint"] == "final"
     augment = record["augmentation"]
     card = load_card(name)
-    assert augment["parameters"] == (json.loads(json.dumps(asdict(Augmentation()))) if card.recipe.augment else {})
-    assert augment["status"] == ("not yet applied" if augment["protocol"] else "as the protocol")
+    assert set(augment) == {"applied", "parameters", "protocol", "protocol_words", "status"}
+    if augment["applied"].startswith("hpbench's generic"):  # a runner that still applies the generic augmentation
+        assert augment["parameters"] == json.loads(json.dumps(asdict(Augmentation())))
+        assert augment["status"] == "not yet applied"
+    elif card.recipe.augment:  # the protocol's own transforms: what a cached crop can do with each
+        assert augment["parameters"] == {} and augment["status"] == AUGMENT_STATUS[origin]
+        assert all(step["status"].split(" (")[0] in ("applied", "approximated", "not applied")
+                   for step in augment["protocol"])
+    else:
+        assert augment["status"] == ("not applied" if augment["protocol"] else "as the protocol")
     assert "warning" not in result.output  # a synthetic set lacks the protocols' lists: expected, no warning
     rows = read_results([run_dir / "metrics.csv"])
     assert set(rows["protocol"]) == {record["label"]} and set(rows["schedule"]) == {"full"}
@@ -126,9 +144,9 @@ def test_a_real_dataset_without_its_list_trains_on_all_frames_and_warns(tmp_path
     assert record["train_frames"]["fallback"] == said
     assert any(json.loads(line).get("warning", "").startswith(f"training frames: {said}")
                for line in (run_dir / "log.jsonl").read_text().splitlines())
-    # ICVL has no centre file in hpbench's spec: centre of mass in its hand range, 10-500 mm
-    assert record["centres"][0]["source"] == "centre of mass (depth in 10-500 mm)"
-    assert record["centres"][0]["counts"] == {"centre of mass (depth in 10-500 mm)": FRAMES}
+    # TriHorn-Net's ICVL protocol (tinycnn's): the centre of mass of 0 < d <= 500 mm (protocols.md)
+    assert record["centres"][0]["source"] == "centre of mass (depth in 0-500 mm)"
+    assert record["centres"][0]["counts"] == {"centre of mass (depth in 0-500 mm)": FRAMES}
 
 
 def test_resume_refuses_a_run_made_on_other_training_frames(tmp_path, cache_dir):
@@ -183,7 +201,37 @@ def test_no_augmentation_where_the_protocol_has_none_is_as_the_protocol():
 
     trihorn = load_protocol("trinet", "icvl")
     assert augment_record(replace(trihorn, augment=()), None).status == "as the protocol"
-    assert augment_record(trihorn, None).status == "not yet applied"
+    off = augment_record(trihorn, None)
+    assert off.status == "not applied" and off.applied == "none"
+    assert [step["status"] for step in off.protocol] == ["not applied (augmentation off)"] * 4
+    assert augment_record(trihorn, Augmentation()).status == "not yet applied"
+
+
+def test_the_record_says_per_transform_what_was_applied():
+    from hpbench.cards import load_protocol
+    from hpbench.data.augment import Augmenter
+    from hpbench.record import augment_record
+
+    def record(name, key):
+        protocol = load_protocol(name, key)
+        return augment_record(protocol, Augmenter(protocol.augment, protocol.crop))
+
+    # TriHorn-Net (protocols.md section 1): jitter and rotation act on the full image before cropping
+    trihorn = record("trinet", "icvl")
+    kinds = [(step["kind"], step["status"].split(" (")[0]) for step in trihorn.protocol]
+    assert kinds == [("center_jitter", "approximated"), ("rotation", "approximated"), ("scale", "applied"),
+                     ("pixel_dropout", "applied")]
+    assert trihorn.status == "approximated" and "outside" in trihorn.protocol[1]["status"]
+    assert trihorn.protocol[2]["low"] == 0.8 and trihorn.protocol[3]["max_fraction"] == 0.15  # parameters kept
+    # V2V-PoseNet (section 3): only the integer voxel shift can be done on a crop (its 96^3 frame's margin aside)
+    v2v = record("v2v", "nyu")
+    assert [step["status"].split(" (")[0] for step in v2v.protocol] == ["not applied", "not applied", "approximated"]
+    assert v2v.status == "partly applied"
+    assert record("handfold", "icvl").status == "not applied"
+    json.dumps(asdict(trihorn))  # JSON as before
+    protocol = load_protocol("a2j", "nyu")
+    with pytest.raises(ValueError, match="not built from this protocol"):
+        augment_record(load_protocol("trinet", "nyu"), Augmenter(protocol.augment, protocol.crop))
 
 
 def test_centres_from_several_sources_are_counted_each():

@@ -335,7 +335,7 @@ def test_joint_error_figure_keeps_joint_order(rows):
     np.testing.assert_allclose(heights, best["value"].to_numpy())
 
 
-def test_many_methods_get_distinct_styles_and_wider_figures():
+def test_many_methods_get_distinct_styles_and_taller_not_wider_figures():
     from hpbench.report.figures import method_styles, success_rate_figure
 
     styles = method_styles(30)
@@ -343,7 +343,17 @@ def test_many_methods_get_distinct_styles_and_wider_figures():
     assert len({tuple(np.round(s["color"], 3)) for s in styles}) == 30
     few = success_rate_figure(fake_rows(3), dataset="nyu").get_size_inches()
     many = success_rate_figure(fake_rows(30), dataset="nyu").get_size_inches()
-    assert many[0] > few[0]
+    assert many[0] == few[0] == 3.3  # a single column, whatever the legend holds
+    assert many[1] > few[1]
+
+
+def test_up_to_ten_methods_take_seaborns_colour_blind_palette():
+    import seaborn as sns
+
+    from hpbench.report.figures import method_styles
+
+    palette = [tuple(float(c) for c in rgb) for rgb in sns.color_palette("colorblind", 8)]
+    assert [style["color"] for style in method_styles(8)] == palette
 
 
 def test_report_of_25_methods_is_fast(tmp_path):

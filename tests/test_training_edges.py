@@ -134,6 +134,29 @@ def test_a_non_finite_loss_is_recorded_in_error_txt_and_resume_continues(finishe
         finished.run_dir.checkpoints / "epoch0002.safetensors").read_bytes()
 
 
+# --- checkpoint selection on the test set (TriHorn-Net's and A2J's reported numbers) -------------------------
+
+def test_best_test_selection_scores_every_epoch_keeps_the_best_and_labels_it(run_dir, synth_root, tmp_path):
+    from hpbench.evaluate import evaluate_checkpoint
+    from hpbench.results import read_results
+
+    # each epoch checkpoint scored through `hpbench eval --model`'s path, independently of the run
+    errors = {path.stem: evaluate_checkpoint("tinycnn", path, dataset=SYNTH, data_root=synth_root,
+                                             predictions_path=tmp_path / f"{path.stem}.txt")[0].mean_error_mm
+              for path in sorted(run_dir.checkpoints.glob("epoch000?.safetensors"))}
+    assert list(errors) == ["epoch0001", "epoch0002"] and errors["epoch0001"] != errors["epoch0002"]
+    best = min(errors, key=errors.__getitem__)
+    outcome = _run(tmp_path / "results", _settings(synth_root, resume=True, select="best-test"))
+    assert outcome.error is None, outcome.error
+    assert outcome.mean_error_mm == pytest.approx(errors[best], abs=1e-6)
+    said = (f"best on the test set: {best} ({errors[best]:.2f} mm) of 2 epoch checkpoints "
+            f"(the final epoch0002: {errors['epoch0002']:.2f} mm)")
+    assert outcome.notes[1] == said
+    assert json.loads(run_dir.protocol.read_text())["checkpoint"] == said
+    rows = read_results([run_dir.metrics])
+    assert set(rows["protocol"]) == {"TriHorn-Net (ICVL), best-on-test checkpoint"}
+
+
 # --- resume: a finished run, a folder without checkpoints ----------------------------------------------------
 
 def test_resuming_a_finished_run_trains_nothing_says_so_and_evaluates_again(run_dir, finished, synth_root, tmp_path):

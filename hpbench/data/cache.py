@@ -30,6 +30,7 @@ from typing import Any, Literal
 import numpy as np
 
 from hpbench._text import plural
+from hpbench.data.augment import Augmenter, adapt_input
 from hpbench.data.centers import CenterFile, CentreChoice, center_from_depth, read_center_file, resolve_centers
 from hpbench.data.crop import (
     AugmentParams,
@@ -387,13 +388,25 @@ class CropDataset:
     (:class:`hpbench.data.crop.CropTransform`), and ``index``. Augmentations are
     drawn from ``(seed, epoch, index)``: the same for any number of loader workers;
     call :meth:`set_epoch` each epoch for fresh ones.
+
+    ``augmentation``: a protocol's own transforms (:class:`hpbench.data.augment.Augmenter`, built from
+    ``protocol.augment`` and ``protocol.crop``), hpbench's generic :class:`Augmentation`, or None.
+    ``crop``: the protocol's crop, which chooses the model input (:func:`hpbench.data.augment.adapt_input`:
+    A2J's box crops are standardized mm offsets; None or any other crop: the normalized crop as cached);
+    an :class:`~hpbench.data.augment.Augmenter` brings its own.
     """
 
-    def __init__(self, cache: CropCache | str | os.PathLike[str], *, augmentation: Augmentation | None = None,
+    def __init__(self, cache: CropCache | str | os.PathLike[str], *,
+                 augmentation: Augmentation | Augmenter | None = None, crop: Crop | None = None,
                  seed: int = 0) -> None:
+        if isinstance(augmentation, Augmenter):
+            if crop is not None and crop != augmentation.crop:
+                raise ValueError(f"crop {crop!r} differs from the augmenter's {augmentation.crop!r}")
+            crop = augmentation.crop
         self.path = cache.path if isinstance(cache, CropCache) else Path(cache)
         self._cache: CropCache | None = cache if isinstance(cache, CropCache) else None
         self.augmentation = augmentation
+        self.crop = crop
         self.seed = seed
         self.epoch = 0
 
@@ -426,12 +439,16 @@ class CropDataset:
         crops = np.asarray(cache.crops[np.sort(rows)], dtype=np.float32)[np.argsort(np.argsort(rows))]
         joints = cache.joints[rows]
         transform = cache.transform[rows]
-        if self.augmentation is not None:
-            rngs = [np.random.default_rng([self.seed, self.epoch, int(i)]) for i in rows]
+        rngs = [np.random.default_rng([self.seed, self.epoch, int(i)]) for i in rows]
+        if isinstance(self.augmentation, Augmenter):  # returns the model input (adapted)
+            crops, joints, transform = self.augmentation(crops, joints, transform, rngs)
+        elif self.augmentation is not None:
             params = [sample_augmentation(self.augmentation, rng, 1) for rng in rngs]
             stacked = AugmentParams(*(np.concatenate([getattr(p, name) for p in params])
                                       for name in ("rotation_rad", "scale", "shift_mm", "dropout")))
             crops, joints, transform = augment_crops(crops, joints, transform, stacked, rngs)
+        if not isinstance(self.augmentation, Augmenter):
+            crops = adapt_input(crops, self.crop)
         size = transform.size_px
         visible = (joints[..., :2] >= -0.5).all(-1) & (joints[..., :2] <= size - 0.5).all(-1)
         return [

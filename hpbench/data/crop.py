@@ -16,7 +16,8 @@ image uvd and world xyz exactly, whatever augmentation built the crop.
 
 Augmentations (in-plane rotation, scale, 3D centre jitter, pixel dropout) are one
 affine map in crop pixels plus a depth shift and rescale, applied to depth and
-joints alike; :func:`augment_crops` applies them to cached crops.
+joints alike; :func:`augment_crops` applies them to cached crops. This is hpbench's generic
+augmentation; a protocol's own transforms (TriHorn-Net's, A2J's, ...) are in :mod:`hpbench.data.augment`.
 """
 
 from __future__ import annotations

@@ -20,7 +20,7 @@ import math
 import os
 import shutil
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from multiprocessing import get_context
@@ -156,6 +156,7 @@ def synthesize(
     workers: int | None = None,
     progress: bool = False,
     scene: Scene | None = None,
+    splits: Sequence[str] = _SPLITS,
 ) -> SynthSummary:
     """Render a synthetic dataset in ``dataset``'s format and camera into ``out``.
 
@@ -173,10 +174,13 @@ def synthesize(
     output does not depend on ``workers``. ``progress`` shows a rich progress bar.
     Finishes by writing ``MARKER`` (``ensure_synthetic`` reuses finished roots).
     Refuses a non-empty ``out`` without that marker (a real dataset, say) unless it holds
-    ``BUILDING`` (an interrupted render of hpbench's).
+    ``BUILDING`` (an interrupted render of hpbench's). ``splits``: the splits to render (("test",): only
+    what a scoring run reads; each split's frames are the same whichever others are rendered).
     """
     spec = get_dataset(dataset) if isinstance(dataset, str) else dataset
     _check_synthesizable(spec, frames)
+    if not splits or set(splits) - set(_SPLITS):
+        raise ValueError(f"splits must be some of {_SPLITS}, got {tuple(splits)}")
     root = _prepare_root(Path(out))
     scene = scene or _scene_for(spec)
     if workers is None:  # starting a process costs ~1 s: only worth it for a few hundred frames
@@ -185,6 +189,7 @@ def synthesize(
     labels_uvd = _labels_from_file(Path(from_labels), spec, test_frames) if from_labels is not None else None
     counts = {"train": frames,
               "test": len(labels_uvd) if labels_uvd is not None else (test_frames or max(1, frames // 4))}
+    counts = {name: count for name, count in counts.items() if name in splits}
 
     start = time.perf_counter()
     assert spec.layout is not None
@@ -200,7 +205,7 @@ def synthesize(
     _run(tasks, workers, total, progress, f"{spec.name}: rendering {plural(total, 'frame')}")
     for number, (split, plan, source, centres) in enumerate(finals):
         writer.write_labels(spec, root, split, plan, source)
-        _write_centres(spec, root, split.name, centres, np.random.default_rng([seed, number, 2]))
+        _write_centres(spec, root, split.name, centres, np.random.default_rng([seed, _SPLITS.index(split.name), 2]))
     seconds = time.perf_counter() - start
     summary = SynthSummary(root=root, dataset=spec.name, frames=counts, seed=seed, workers=workers, seconds=seconds,
                            fit_rms_mm=fit_rms,
@@ -251,7 +256,9 @@ def _pose_splits(
     """
     assert spec.layout is not None
     jobs, finals, fit_rms = [], [], None
-    for number, split_name in enumerate(_SPLITS):
+    for number, split_name in enumerate(_SPLITS):  # split number n draws from (seed, n): splits independent
+        if split_name not in counts:
+            continue
         split = spec.layout.split(split_name)
         count = counts[split_name]
         posed = labels_uvd if split_name == "test" else None
@@ -303,6 +310,7 @@ def ensure_synthetic(
     seed: int = 0,
     workers: int | None = None,
     progress: bool = False,
+    test_only: bool = False,
 ) -> Path:
     """A synthetic dataset root ready for the readers: reused when its marker matches (format,
     frame counts, seed), rendered otherwise (never over a non-empty folder without a marker,
@@ -314,22 +322,29 @@ def ensure_synthetic(
 
     ``root`` defaults to ``$<spec.root_env>`` or
     ``~/.cache/hpbench/<dataset>-<frames>-<test frames>-s<seed>``.
+
+    ``test_only``: the test split is all the caller reads (scoring a model): a root holding it (a full
+    render included) is reused, else only the test split is rendered (default root
+    ``<dataset>-test<test frames>-s<seed>``); its frames equal a full render's.
     """
     spec = get_dataset(dataset) if isinstance(dataset, str) else dataset  # a name: the public API's convenience
     wanted_test = test_frames or max(1, frames // 4)
+    wanted = {"test": wanted_test} if test_only else {"train": frames, "test": wanted_test}
     if root is None:
         env = os.environ.get(spec.root_env or "")
-        cached = Path.home() / ".cache" / "hpbench" / f"{spec.name}-{frames}-{wanted_test}-s{seed}"
-        root = Path(env) if env else cached
+        cache = Path.home() / ".cache" / "hpbench"
+        full = cache / f"{spec.name}-{frames}-{wanted_test}-s{seed}"
+        if test_only and not _finished(spec, full, wanted, seed):
+            full = cache / f"{spec.name}-test{wanted_test}-s{seed}"
+        root = Path(env) if env else full
     root = Path(root)
-    wanted = {"train": frames, "test": wanted_test}
     if _finished(spec, root, wanted, seed):
         return root
     target = Path(os.path.realpath(root))  # a link to the root: replace what it points to, not the link
     with exclusive(target):
         if not _finished(spec, target, wanted, seed):  # else another process rendered it while we waited
             _render_into_place(spec, target, frames=frames, test_frames=wanted_test, seed=seed, workers=workers,
-                               progress=progress)
+                               progress=progress, splits=tuple(wanted))
     return root
 
 
@@ -340,8 +355,11 @@ def _finished(spec: DatasetSpec, root: Path, frames: dict[str, int], seed: int) 
     except (OSError, ValueError):
         return False
     assert spec.layout is not None
-    return (isinstance(meta, dict) and meta.get("format") == spec.layout.format and meta.get("seed") == seed
-            and meta.get("from_labels") is None and meta.get("frames") == frames)
+    if not (isinstance(meta, dict) and meta.get("format") == spec.layout.format and meta.get("seed") == seed
+            and meta.get("from_labels") is None and isinstance(meta.get("frames"), dict)):
+        return False
+    held = meta["frames"]
+    return all(held.get(split) == count for split, count in frames.items())  # a full render serves a test-only use
 
 
 def _render_into_place(spec: DatasetSpec, root: Path, **options) -> None:

@@ -13,6 +13,7 @@ that ``a2j@<backbone>`` puts on any registered or timm backbone.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import NamedTuple
 
@@ -23,13 +24,41 @@ from torch import Tensor, nn
 from hpbench.models._registry import register_combination, register_head, register_model
 from hpbench.models.backbones import create_backbone
 from hpbench.models.base import HandPoseModel, masked_joint_mean
+from hpbench.protocol import BoxCrop, Crop, CubeCrop
 
-__all__ = ["A2J", "A2JOutput", "a2j_loss", "anchor_grid", "decode"]
+__all__ = ["A2J", "A2JOutput", "LossUnits", "a2j_loss", "anchor_grid", "decode"]
 
 ANCHORS_PER_AXIS = 4
 """4 x 4 anchors per feature cell: at {2, 6, 10, 14} px inside each 16-px cell."""
 HEAD_WIDTH = 256
 HEAD_DEPTH = 4
+
+
+@dataclass(frozen=True)
+class LossUnits:
+    """How the crop coordinates a model sees become the units of A2J's loss (design/protocols.md
+    section 2: u, v in 176-crop px, d in mm from the centre). u, v are crop px already; d (normalized)
+    x ``depth_half_mm`` is mm. With the augmentation's depth scale s in the normalized d (the crop
+    keeps ``depth_half_mm``), this is the original's (d - c_d) s."""
+
+    depth_half_mm: float
+
+    def __post_init__(self) -> None:
+        if not self.depth_half_mm > 0:
+            raise ValueError(f"depth_half_mm must be positive, got {self.depth_half_mm}")
+
+    @classmethod
+    def of(cls, crop: Crop) -> LossUnits:
+        """The units of a protocol's crop: a box's ``depth_half_mm``, a cube's half z edge."""
+        if isinstance(crop, BoxCrop):
+            return cls(float(crop.depth_half_mm))
+        if isinstance(crop, CubeCrop):
+            return cls(float(crop.size_mm[2]) / 2.0)
+        raise ValueError(f"A2J's loss needs a box or cube crop, got a {crop.kind} crop")
+
+
+A2J_UNITS = LossUnits(150.0)
+"""A2J's own depth range, +-150 mm, in both its protocols (ICVL and NYU: protocols.md section 2)."""
 
 
 class A2JOutput(NamedTuple):
@@ -88,7 +117,8 @@ class A2J(HandPoseModel):
 
     The backbone's last two feature maps must share one stride (A2J dilates
     ResNet's layer4: both at 16 px, 11 x 11 at 176 input); the anchor grid is that
-    feature grid, 16 anchors per cell.
+    feature grid, 16 anchors per cell. ``loss_units``: how the loss converts d to mm; the training
+    harness sets it from the protocol's crop (``LossUnits.of(protocol.crop)``); default A2J's +-150 mm.
     """
 
     def __init__(
@@ -112,6 +142,7 @@ class A2J(HandPoseModel):
         self.offset = _head(reg_channels, anchors_per_cell * num_joints * 2)
         self.depth = _head(reg_channels, anchors_per_cell * num_joints)
         self.register_buffer("anchors", anchor_grid(input_size // self.stride, self.stride), persistent=False)
+        self.loss_units = A2J_UNITS
 
     def _votes(self, out: Tensor, values: int) -> Tensor:
         # (B, 16 J values, h, w) -> (B, h w 16, J, values): channel = (anchor in cell, joint, value)
@@ -132,24 +163,28 @@ class A2J(HandPoseModel):
         return self.forward_train(depth).joints
 
     def loss(self, output: A2JOutput | Tensor, target: Tensor, mask: Tensor | None = None) -> Tensor:
-        """The paper's loss (:func:`a2j_loss`) of :meth:`forward_train`'s output; see there for a plain tensor."""
-        return a2j_loss(output, target, mask)
+        """The paper's loss (:func:`a2j_loss`, d in mm by ``loss_units``) of :meth:`forward_train`'s
+        output; see there for a plain tensor."""
+        return a2j_loss(output, target, mask, units=self.loss_units)
 
 
-def a2j_loss(output: A2JOutput | Tensor, target: Tensor, mask: Tensor | None = None) -> Tensor:
-    """SmoothL1(anchor u, v) + 3 (0.5 SmoothL1(u, v) + L1(d)), per joint, mean over counted joints.
+def a2j_loss(output: A2JOutput | Tensor, target: Tensor, mask: Tensor | None = None, *,
+             units: LossUnits = A2J_UNITS) -> Tensor:
+    """L_anchor + 3 L_reg per joint, mean over counted joints (src_train/anchor.py, nyu.py L36-37):
+    L_anchor = SmoothL1(beta 1) of the anchor-weighted u, v (mean over u, v); L_reg = 0.5 SmoothL1(beta 1)
+    of u, v (mean over u, v) + L1 of d in mm.
 
-    u, v in crop px, d in the normalized unit; mask (B, J) bool. A plain joints
-    tensor (``forward``'s output) has no anchor-only estimate: that term is then
-    left out and only the regression terms remain.
+    u, v in crop px; d normalized in ``output`` and ``target``, x ``units.depth_half_mm`` to mm; mask
+    (B, J) bool. A plain joints tensor (``forward``'s output) has no anchor-only estimate: that term is
+    then left out and only the regression terms remain.
     """
     joints, anchor_uv = (output.joints, output.anchor_uv) if isinstance(output, A2JOutput) else (output, None)
     per_joint = 3.0 * (
-        0.5 * F.smooth_l1_loss(joints[..., :2], target[..., :2], reduction="none").mean(-1)
-        + (joints[..., 2] - target[..., 2]).abs()
+        0.5 * F.smooth_l1_loss(joints[..., :2], target[..., :2], reduction="none", beta=1.0).mean(-1)
+        + (joints[..., 2] - target[..., 2]).abs() * units.depth_half_mm
     )
     if anchor_uv is not None:
-        per_joint = per_joint + F.smooth_l1_loss(anchor_uv, target[..., :2], reduction="none").mean(-1)
+        per_joint = per_joint + F.smooth_l1_loss(anchor_uv, target[..., :2], reduction="none", beta=1.0).mean(-1)
     return masked_joint_mean(per_joint, mask)
 
 

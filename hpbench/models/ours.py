@@ -16,6 +16,7 @@ from functools import partial
 import torch
 from torch import Tensor, nn
 
+from hpbench.fuse import channels_last_input
 from hpbench.models._registry import register_model
 from hpbench.models.base import HandPoseModel, joints_in_crop, masked_joint_mean
 from hpbench.models.layers import (
@@ -129,6 +130,10 @@ class Ours(HandPoseModel):
         # beta_j weighs heatmap against attention logits in the fused attention (paper: learnable, init 0.5).
         self.beta = nn.Parameter(torch.full((num_joints,), 0.5))
         self.depth_regressor = nn.Linear(depth_dim, 1)  # the (w, b) shared by all joints
+        # Run the convolutions on channels_last (NHWC) maps: at batch 1 on a CPU oneDNN's depthwise 3x3
+        # convolutions and max-pooling are ~10x faster on NHWC than on NCHW maps, the 1x1 ones ~1.5x,
+        # and the attention blocks read NHWC maps as (B, N, C) tokens without a copy. Same function.
+        self.channels_last = True
 
     def fused_attention(self, heat: Tensor, attn: Tensor) -> Tensor:
         """(B, J, h, w) heatmap and attention logits -> (B, J, h, w) fused maps, each summing to 1."""
@@ -138,6 +143,8 @@ class Ours(HandPoseModel):
     def forward(self, depth: Tensor) -> Tensor:
         """(B, 1, S, S) depth -> (B, J, 3): u, v in crop px, d normalized."""
         self.check_input(depth)
+        if self.channels_last:
+            depth = channels_last_input(depth)
         heat, attn, feat = self.head(self.neck(self.hourglass(self.stem(depth))))
         uv, _ = soft_argmax(heat, self.input_size)
         pooled = weighted_pool(self.fused_attention(heat, attn), feat)  # (B, J, D)

@@ -1,9 +1,10 @@
 """Paper-ready reports from tidy results rows only (hpbench.results).
 
 For every dataset in the rows: a summary table (LaTeX tabular, Markdown, CSV)
-and two figures (max-joint success-rate curves; per-joint mean errors), each as
-PDF and PNG. The tables module needs only pandas; matplotlib and seaborn are
-imported when a figure is drawn.
+and figures (max-joint success-rate curves; per-joint mean errors; error against
+cost; and, for prediction files scored in the same command, per-joint error
+distributions), each as PDF and PNG. The tables module needs only pandas;
+matplotlib and seaborn are imported when a figure is drawn.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from hpbench.report.names import card_of
 from hpbench.report.tables import latex_table, markdown_table, summary_table, table_notes
 
 if TYPE_CHECKING:
-    from hpbench.scoring import ReadOptions
+    from hpbench.scoring import ReadOptions, Score
 
 __all__ = [
     "FORMATS", "Report", "figure_methods", "latex_table", "markdown_table", "report_files", "summary_table",
@@ -48,6 +49,7 @@ def write_report(
     paper: bool = False,
     methods: Sequence[str] | None = None,
     figure_limit: int = DEFAULT_FIGURE_METHODS,
+    scores: Sequence[Score] = (),
 ) -> list[Path]:
     """Write tables (and figures) of every dataset in ``results`` into ``out_dir``; returns the paths, sorted.
 
@@ -56,7 +58,9 @@ def write_report(
     reproduction gap, when a card has a published error for the dataset) and, with ``paper``,
     ``<dataset>_paper.*`` (the seed paper's Table 1/2 layout). With ``figures``:
     ``<dataset>_success_rate.{pdf,png}``, ``<dataset>_joint_error.{pdf,png}`` and
-    ``<dataset>_cost.{pdf,png,csv}`` (error against cost), each written only when its rows exist.
+    ``<dataset>_cost.{pdf,png,csv}`` (error against cost), each written only when its rows exist, and
+    ``<dataset>_joint_distribution.{pdf,png}`` from the per-frame errors of ``scores`` (the
+    :class:`~hpbench.scoring.Score` objects behind rows of ``results``: nothing is read again).
     Figures show ``methods`` (registry/file or display names; all in the tables regardless), by
     default at most ``figure_limit`` (:func:`figure_methods`).
     """
@@ -77,7 +81,9 @@ def write_report(
         written += _write_comparisons(results, out_dir, dataset, formats, paper=paper)
         if figures:
             shown = figure_methods(table, methods=methods, limit=figure_limit)
-            written += _write_figures(results, out_dir, dataset, order=shown)
+            errors = {score.method: score.errors_mm for score in scores
+                      if score.dataset.name == dataset and score.method in shown}
+            written += _write_figures(results, out_dir, dataset, order=shown, errors=errors)
     return sorted(written)
 
 
@@ -138,7 +144,11 @@ def figure_methods(table: pd.DataFrame, *, methods: Sequence[str] | None = None,
     return [model for model in models if model in chosen]
 
 
-def _write_figures(results: pd.DataFrame, out_dir: Path, dataset: str, *, order: list[str]) -> list[Path]:
+def _write_figures(results: pd.DataFrame, out_dir: Path, dataset: str, *, order: list[str],
+                   errors: dict[str, np.ndarray]) -> list[Path]:
+    """The figures of ``dataset``: curves and bars from ``results``, distributions from ``errors`` (model ->
+    per-frame errors, mm), error against cost."""
+    from hpbench.data.specs import get_dataset
     from hpbench.report import figures
     from hpbench.report.cost import cost_figure, cost_points
 
@@ -150,6 +160,9 @@ def _write_figures(results: pd.DataFrame, out_dir: Path, dataset: str, *, order:
     ):
         if (rows["metric"] == metric).any():
             written += figures.save_figure(draw(rows, dataset=dataset, order=order), out_dir / f"{dataset}_{kind}")
+    if errors:
+        figure = figures.joint_distribution_figure(errors, joints=get_dataset(dataset).joint_names, order=order)
+        written += figures.save_figure(figure, out_dir / f"{dataset}_joint_distribution")
     points = cost_points(results, dataset=dataset)
     points = points[points["Model"].isin(order) | (points["error_from"] == "paper")]
     if np.isfinite(points["thop MACs (G)"].to_numpy(dtype=float)).any():
@@ -189,19 +202,21 @@ def report_files(
     the report into ``out_dir`` (:func:`write_report`) and, when files were refused, ``refused.txt`` with
     one reason per line. A missing path raises FileNotFoundError, an unknown format ValueError (first).
     ``paper`` and ``methods`` are :func:`write_report`'s."""
-    from hpbench.scoring import ReadOptions, collect_results
+    from hpbench.scoring import ReadOptions, collect
 
     unknown = [name for name in formats if name not in _SUFFIXES]
     if unknown:
         raise ValueError(f"unknown report format(s) {', '.join(unknown)}; known: {', '.join(FORMATS)}")
-    results, refused = collect_results(list(paths), dataset=dataset, options=options or ReadOptions(),
-                                       eval_dir=eval_dir, progress=progress)
+    found = collect(list(paths), dataset=dataset, options=options or ReadOptions(), eval_dir=eval_dir,
+                    progress=progress)
+    results, refused = found.rows, found.refused
     if results.empty:
-        return Report(tables={}, refused=tuple(refused), written=())
-    written = write_report(results, out_dir, formats=formats, figures=figures, paper=paper, methods=methods)
+        return Report(tables={}, refused=refused, written=())
+    written = write_report(results, out_dir, formats=formats, figures=figures, paper=paper, methods=methods,
+                           scores=found.scores)
     if refused:
         path = Path(out_dir) / "refused.txt"
         atomic_write_text(path, "".join(reason + "\n" for reason in refused))
         written.append(path)
     tables = {name: summary_table(results, dataset=name) for name in sorted({n for n in results["dataset"] if n})}
-    return Report(tables=tables, refused=tuple(refused), written=tuple(written))
+    return Report(tables=tables, refused=refused, written=tuple(written))

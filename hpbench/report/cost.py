@@ -131,9 +131,9 @@ def pareto_front(errors: np.ndarray, costs: np.ndarray) -> np.ndarray:
 
 
 _KINDS = {  # error_from / gmac_from -> marker and legend text
-    "scored": ("o", "scored here, cost measured"),
-    "paper": ("s", "paper's error, cost measured"),
-    "quoted": ("D", "paper's error, cost quoted by the seed paper"),
+    "scored": ("o", "error scored here"),
+    "paper": ("s", "error from its paper"),
+    "quoted": ("D", "error from its paper, MACs as quoted"),
 }
 
 
@@ -159,14 +159,14 @@ def _place_labels(axes: Axes, xs: np.ndarray, ys: np.ndarray, labels: list[str],
                ((4, 2), (-4, 2), (4, -8), (-4, -8), (0, 6), (0, -12), (8, 8), (-8, -12))]
     for x, y, label in sorted(zip(xs, ys, labels, strict=True), key=lambda item: item[1]):
         for dx, dy in offsets:
-            text = axes.annotate(label, (x, y), xytext=(dx, dy), textcoords="offset points", fontsize=6,
+            text = axes.annotate(label, (x, y), xytext=(dx, dy), textcoords="offset points",
                                  ha="left" if dx > 0 else "right" if dx < 0 else "center", annotation_clip=False)
             box = text.get_window_extent(renderer)
             if not _overlaps(box, taken) and inside.contains(box.x0, box.y0) and inside.contains(box.x1, box.y1):
                 break
             text.remove()
         else:
-            text = axes.annotate(label, (x, y), xytext=offsets[-1], textcoords="offset points", fontsize=6,
+            text = axes.annotate(label, (x, y), xytext=offsets[-1], textcoords="offset points",
                                  ha="right", annotation_clip=False,
                                  arrowprops={"arrowstyle": "-", "linewidth": 0.4, "color": "0.4"})
             box = text.get_window_extent(renderer)
@@ -196,18 +196,25 @@ def _panel(axes: Axes, points: pd.DataFrame, column: str, xlabel: str, colors: d
 
 def cost_figure(points: pd.DataFrame, *, dataset: str) -> Figure:
     """Mean error against thop MACs (log x), and against latency in its runtime when any point has one:
-    one panel 3.3 in wide, two 6.9 in (single / double column); frontier points outlined in black."""
+    one panel a single column wide (3.3 in), two a double column (6.9 in); frontier points outlined in
+    black; what each marker means in a legend below. "MACs as quoted": the seed paper's count."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
     from matplotlib.lines import Line2D
 
-    from hpbench.report.figures import _style_context, method_styles
+    from hpbench.report.figures import (
+        DOUBLE_COLUMN_IN, SINGLE_COLUMN_IN, _legend_columns, _legend_height, _style_context, method_styles,
+    )
 
     latency = np.isfinite(points["Latency (ms)"].to_numpy(dtype=float)).any()
     styles = method_styles(len(points))
     colors = {model: style["color"] for model, style in zip(points["Model"], styles, strict=True)}
+    kinds = sorted({_kind(point) for _, point in points.iterrows()})
+    labels = [_KINDS[k][1] for k in kinds] + ["Pareto frontier"]
+    width = DOUBLE_COLUMN_IN if latency else SINGLE_COLUMN_IN
+    columns = _legend_columns(labels, width)
     with _style_context():
-        figure = Figure(figsize=(6.9 if latency else 3.3, 3.0), layout="constrained")
+        figure = Figure(figsize=(width, 2.8 + _legend_height(labels, columns)), layout="constrained")
         FigureCanvasAgg(figure)
         panels = figure.subplots(1, 2 if latency else 1, squeeze=False)[0]
         _panel(panels[0], points, "thop MACs (G)", "thop MACs per sample (G, log)", colors)
@@ -215,13 +222,11 @@ def cost_figure(points: pd.DataFrame, *, dataset: str) -> Figure:
             runtimes = sorted({r for r in points["runtime"] if r})
             _panel(panels[1], points[points["runtime"] == runtimes[0]], "Latency (ms)", "Latency, batch 1 (ms, log)",
                    colors)
-            panels[1].set_title(runtimes[0], fontsize=7)
-        kinds = sorted({_kind(point) for _, point in points.iterrows()})
+            panels[1].set_title(runtimes[0])
         handles = [Line2D([], [], marker=_KINDS[k][0], linestyle="", color="0.3", markersize=4) for k in kinds]
         handles.append(Line2D([], [], color="0.55", linestyle="--", linewidth=0.8))
-        figure.legend(handles, [_KINDS[k][1] for k in kinds] + ["Pareto frontier"], loc="outside lower center",
-                      ncols=2, fontsize=6, frameon=False)
-        figure.suptitle(f"{dataset.upper()}: error against cost", fontsize=8)
+        figure.legend(handles, labels, loc="outside lower center", ncols=columns, frameon=False)
+        figure.suptitle(f"{dataset.upper()}: error against cost")
         figure.draw_without_rendering()
         renderer = figure.canvas.get_renderer()
         for axes, column in zip(panels, ("thop MACs (G)", "Latency (ms)")):

@@ -1,27 +1,30 @@
-"""Report figures from tidy results rows: success-rate curves and per-joint errors.
+"""Report figures: success-rate curves and per-joint errors (means from results rows, distributions
+from per-frame errors).
 
-Figures are plain ``matplotlib.figure.Figure`` objects drawn without pyplot: no
-global figure registry, no switch of the caller's backend (a notebook keeps its
-own), nothing to close; PDF and PNG are rendered by the non-interactive
-backends. The look is seaborn's whitegrid/paper style as matplotlib ships it
-(``seaborn-v0_8-*``), applied in a context manager, so no global rcParams change
-either; importing seaborn itself would add ~1.4 s (it loads scipy.stats) to a
-report that otherwise takes ~2.5 s on 2 cores.
+Figures are sized for a paper: a single column (3.3 in) or a double column (6.9 in) wide, all text
+at 8 pt, fonts embedded as TrueType (not Type 3, which conference PDF checkers reject). The look is
+seaborn's "whitegrid" style and "paper" context, and its colour-blind palette for up to 10 methods;
+seaborn is imported by the first figure drawn, never by ``hpbench --help`` or ``eval``. Its rc
+settings apply inside a context manager: no global rcParams change.
 
-With 20-30 methods a colour alone is not enough to tell lines apart: hues are
-spread and interleaved, and line styles and markers cycle with other periods;
-the legend sits outside the axes, in more columns and a larger figure as methods
-are added. Files carry no dates or version stamps, so the same rows give
-byte-identical PDFs and PNGs.
+Figures are plain ``matplotlib.figure.Figure`` objects drawn without pyplot's figure registry: no
+switch of the caller's backend (a notebook keeps its own), nothing to close; PDF and PNG are
+rendered by the non-interactive backends. Files carry no dates or version stamps, so the same
+input gives byte-identical PDFs and PNGs.
 
-Several seeds of one method (a sweep) draw as one line or bar at their mean, the
-curve with a light band of +- one sample standard deviation; one seed draws as before.
+A figure shows the methods it is given (the report picks at most 8 by default, all of them stay in
+the tables). Past 10 methods the palette cannot keep colours apart: hues are then spread evenly in
+CIE LCh and interleaved, and line styles and markers cycle with other periods.
+
+Several seeds of one method (a sweep) draw as one line or bar at their mean, the curve with a light
+band of +- one sample standard deviation; one seed draws as before.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+import sys
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -35,16 +38,73 @@ from hpbench.report.tables import seed_statistics
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
-__all__ = ["joint_error_figure", "method_styles", "save_figure", "success_rate_figure"]
+__all__ = [
+    "DOUBLE_COLUMN_IN", "FONT_PT", "SINGLE_COLUMN_IN", "joint_distribution_figure", "joint_error_figure",
+    "method_styles", "save_figure", "seaborn_without_scipy", "success_rate_figure",
+]
 
-PNG_DPI = 150
+SINGLE_COLUMN_IN = 3.3
+"""Width of a single-column figure, inches (two-column conference layouts: 3.3-3.5 in)."""
+DOUBLE_COLUMN_IN = 6.9
+"""Width of a double-column figure, inches."""
+FONT_PT = 8.0
+"""Size of every text in a figure, points."""
+PNG_DPI = 200
 """Resolution of PNG figures, dots per inch."""
 
 _LINESTYLES: tuple[Any, ...] = ("-", "--", "-.", ":", (0, (5, 1, 1, 1, 1, 1)))
 _MARKERS: tuple[str, ...] = ("o", "s", "^", "D", "v", "P", "X")
-_LEGEND_MAX_ROWS = 22
-_STYLES = ("seaborn-v0_8-whitegrid", "seaborn-v0_8-paper")  # seaborn's styles as matplotlib ships them
-_RC = {"pdf.fonttype": 42, "ps.fonttype": 42}  # TrueType, not Type 3: conference PDF checkers reject Type 3
+_PALETTE_SIZE = 10  # colours in seaborn's "colorblind" palette
+
+
+_SEABORN_WITHOUT_SCIPY = False
+
+
+def seaborn_without_scipy() -> None:
+    """Make the first seaborn import of this process skip scipy: for a process that draws the report
+    and exits (``hpbench report``), not for a library caller.
+
+    seaborn imports scipy.stats and scipy.cluster when scipy is installed (~1.4 s together: longer
+    than reading all 26 NYU files), only for KDE plots and clustermap dendrograms, which these
+    figures never draw. seaborn guards both imports and runs without scipy (its own copy of
+    ``gaussian_kde``); the price, in this process only, is seaborn's cumulative KDE and clustermap.
+    scipy itself stays importable.
+    """
+    global _SEABORN_WITHOUT_SCIPY
+    _SEABORN_WITHOUT_SCIPY = True
+
+
+def _seaborn():  # -> the seaborn module
+    """seaborn, imported on first use (without scipy after :func:`seaborn_without_scipy`)."""
+    if "seaborn" in sys.modules or not _SEABORN_WITHOUT_SCIPY:
+        import seaborn
+
+        return seaborn
+    blocked = [name for name in ("scipy.stats", "scipy.cluster") if name not in sys.modules]
+    for name in blocked:
+        sys.modules[name] = None  # type: ignore[assignment]  # importing it raises ImportError
+    try:
+        import seaborn
+    finally:
+        for name in blocked:
+            del sys.modules[name]
+    return seaborn
+
+
+def _rc() -> dict[str, Any]:
+    """seaborn's whitegrid style and paper context with all text at :data:`FONT_PT`, TrueType fonts."""
+    sns = _seaborn()
+    sizes = {key: FONT_PT for key in ("font.size", "axes.labelsize", "axes.titlesize", "xtick.labelsize",
+                                      "ytick.labelsize", "legend.fontsize", "legend.title_fontsize")}
+    return {**sns.axes_style("whitegrid"), **sns.plotting_context("paper", rc=sizes),
+            "figure.titlesize": FONT_PT, "pdf.fonttype": 42, "ps.fonttype": 42}
+
+
+def _style_context():
+    """Context manager: the figures' rc settings (:func:`_rc`), undone on exit."""
+    import matplotlib.style
+
+    return matplotlib.style.context(_rc())
 
 
 def _lch_to_rgb(lightness: float, chroma: float, hue_deg: float) -> tuple[float, float, float]:
@@ -69,14 +129,12 @@ def _lch_to_rgb(lightness: float, chroma: float, hue_deg: float) -> tuple[float,
 def method_styles(count: int) -> list[dict[str, Any]]:
     """Line/bar styles (color, linestyle, marker) for ``count`` methods, all pairwise distinct.
 
-    Up to 10 methods use matplotlib's tab10. More get hues evenly spaced in CIE LCh
-    (equal perceived steps) at two alternating lightnesses, interleaved so that
-    neighbours in the legend differ strongly in hue.
+    Up to 10 methods take seaborn's colour-blind palette. More get hues evenly spaced in CIE LCh
+    (equal perceived steps) at two alternating lightnesses, interleaved so that neighbours in the
+    legend differ strongly in hue.
     """
-    if count <= 10:
-        from matplotlib import colormaps
-
-        colors = [tuple(colormaps["tab10"](i)[:3]) for i in range(count)]
+    if count <= _PALETTE_SIZE:
+        colors = [tuple(float(c) for c in rgb) for rgb in _seaborn().color_palette("colorblind", count)]
     else:
         ring = [_lch_to_rgb(52.0 if i % 2 else 70.0, 48.0, 20.0 + 360.0 * i / count) for i in range(count)]
         stride = math.ceil(math.sqrt(count))
@@ -87,13 +145,24 @@ def method_styles(count: int) -> list[dict[str, Any]]:
     ]
 
 
-def _legend_layout(labels: Sequence[str]) -> tuple[int, float, float]:
-    """(columns, width in inches, height in inches) of a legend of ``labels`` at 7 pt."""
-    columns = max(1, math.ceil(len(labels) / _LEGEND_MAX_ROWS))
-    rows = math.ceil(len(labels) / columns)
+_LEGEND_ROW_IN = 0.155  # one legend row at 8 pt
+_CHAR_IN = 0.062  # mean width of a character at 8 pt (DejaVu Sans), inches
+
+
+def _legend_columns(labels: Sequence[str], width_in: float) -> int:
+    """Columns of a legend of ``labels`` that fit in ``width_in`` (at least one)."""
     longest = max((len(label) for label in labels), default=0)
-    column_width = 0.55 + 0.058 * longest
-    return columns, columns * column_width, 0.16 * rows + 0.4
+    column_in = 0.45 + _CHAR_IN * longest  # handle, padding and text
+    return max(1, min(len(labels), int(width_in // column_in)))
+
+
+def _legend_height(labels: Sequence[str], columns: int) -> float:
+    return _LEGEND_ROW_IN * math.ceil(len(labels) / columns) + 0.1
+
+
+def _add_legend(figure: Figure, handles: list[Any], labels: list[str], columns: int, where: str) -> None:
+    figure.legend(handles, labels, loc=f"outside {where}", ncols=columns, frameon=False, handlelength=2.4,
+                  borderaxespad=0.1, columnspacing=1.0, handletextpad=0.5)
 
 
 def _ordered(models: Sequence[str], order: Sequence[str] | None) -> list[str]:
@@ -115,22 +184,9 @@ def _new_figure(width_in: float, height_in: float) -> Figure:
     return Figure(figsize=(width_in, height_in), layout="constrained")
 
 
-def _style_context():
-    """Context manager: seaborn's whitegrid paper style plus our rc settings, undone on exit."""
-    import matplotlib.style
-
-    return matplotlib.style.context([*_STYLES, _RC])
-
-
-def _add_legend(figure: Figure, handles: list[Any], labels: list[str], columns: int) -> None:
-    figure.legend(
-        handles, labels, loc="outside right upper", ncols=columns, frameon=False, fontsize=7,
-        handlelength=3.2, borderaxespad=0.2, columnspacing=1.0,
-    )
-
-
 def success_rate_figure(results: pd.DataFrame, *, dataset: str, order: Sequence[str] | None = None) -> Figure:
-    """Max-joint success rate (%) over thresholds 0..80 mm, one line per method of ``dataset``.
+    """Max-joint success rate (%) over thresholds 0..80 mm, one line per method of ``dataset``; a single
+    column wide, the legend below the axes (taller, not wider, with more methods).
 
     ``order`` gives the legend order (default: mean error ascending). A method
     with several seeds is drawn at the mean over seeds, within a +- std band.
@@ -142,16 +198,17 @@ def success_rate_figure(results: pd.DataFrame, *, dataset: str, order: Sequence[
     if curves.empty:
         raise ValueError(f"no success_rate_max rows for dataset {dataset!r}")
     models = _ordered(list(curves.index), order if order is not None else _default_order(rows))
-    columns, legend_width, legend_height = _legend_layout([display_name(model) for model in models])
+    labels = [display_name(model) for model in models]
+    columns = _legend_columns(labels, SINGLE_COLUMN_IN)
     with _style_context():
-        figure = _new_figure(4.6 + legend_width, max(3.4, legend_height))
+        figure = _new_figure(SINGLE_COLUMN_IN, 2.5 + _legend_height(labels, columns))
         axes = figure.add_subplot()
         thresholds = curves.columns.to_numpy(dtype=float)
         markevery = max(1, len(thresholds) // 8)
         handles = []
         for index, (model, style) in enumerate(zip(models, method_styles(len(models)), strict=True)):
             (line,) = axes.plot(
-                thresholds, 100.0 * curves.loc[model].to_numpy(dtype=float), linewidth=1.2, markersize=3.5,
+                thresholds, 100.0 * curves.loc[model].to_numpy(dtype=float), linewidth=1.1, markersize=3.0,
                 markevery=(index % markevery, markevery), **style,  # staggered: markers of lines don't pile up
             )
             handles.append(line)
@@ -162,14 +219,15 @@ def success_rate_figure(results: pd.DataFrame, *, dataset: str, order: Sequence[
                                   color=style["color"], alpha=0.15, linewidth=0)
         axes.set_xlim(thresholds.min(), thresholds.max())
         axes.set_ylim(0.0, 100.0)
-        axes.set_xlabel("Maximum allowed distance to ground truth (mm)")
-        axes.set_ylabel("Frames with all joints within distance (%)")
-        _add_legend(figure, handles, [display_name(model) for model in models], columns)
+        axes.set_xlabel("Max. joint error threshold (mm)")
+        axes.set_ylabel("Frames within threshold (%)")
+        _add_legend(figure, handles, labels, columns, "lower center")
     return figure
 
 
 def joint_error_figure(results: pd.DataFrame, *, dataset: str, order: Sequence[str] | None = None) -> Figure:
-    """Mean error (mm) of every joint, grouped bars with one colour per method of ``dataset``.
+    """Mean error (mm) of every joint, grouped bars with one colour per method of ``dataset``; a double
+    column wide, the legend above the axes.
 
     Joints keep the order of the rows (the dataset spec's order); several seeds of a
     method give one bar per joint at their mean.
@@ -184,11 +242,10 @@ def joint_error_figure(results: pd.DataFrame, *, dataset: str, order: Sequence[s
     joints = list(dict.fromkeys(errors.index.get_level_values("joint")))
     table = errors.unstack("joint").reindex(columns=joints)
     models = _ordered(list(table.index), order if order is not None else _default_order(rows))
-    columns, legend_width, legend_height = _legend_layout([display_name(model) for model in models])
-    # inches per joint group: bars ~0.05 in wide, thinner once the axes would pass 5 in (a double column is 6.9 in)
-    axes_width = min(MAX_AXES_WIDTH_IN, len(joints) * (0.2 + 0.05 * len(models)))
+    labels = [display_name(model) for model in models]
+    columns = _legend_columns(labels, DOUBLE_COLUMN_IN)
     with _style_context():
-        figure = _new_figure(1.0 + axes_width + legend_width, max(3.6, legend_height + 0.9))
+        figure = _new_figure(DOUBLE_COLUMN_IN, 2.7 + _legend_height(labels, columns))
         axes = figure.add_subplot()
         positions = np.arange(len(joints), dtype=float)
         width = 0.8 / len(models)
@@ -205,18 +262,65 @@ def joint_error_figure(results: pd.DataFrame, *, dataset: str, order: Sequence[s
         ))
         axes.set_ylim(0.0, 1.05 * top)
         if clipped:
-            axes.set_title(f"{plural(clipped, 'bar')} beyond {CLIP_MM:g} mm clipped", fontsize="small")
+            axes.set_title(f"{plural(clipped, 'bar')} beyond {CLIP_MM:g} mm clipped")
         handles = [Rectangle((0, 0), 1, 1, facecolor=color, linewidth=0) for color in colors]
-        axes.set_xticks(positions, joints, rotation=40, ha="right", rotation_mode="anchor")
+        axes.set_xticks(positions, joints, rotation=35, ha="right", rotation_mode="anchor")
         axes.set_xlim(-0.6, len(joints) - 0.4)
         axes.set_ylabel("Mean joint error (mm)")
         axes.grid(axis="x", visible=False)
-        _add_legend(figure, handles, [display_name(model) for model in models], columns)
+        _add_legend(figure, handles, labels, columns, "upper center")
     return figure
 
 
-MAX_AXES_WIDTH_IN = 5.0
-"""Widest per-joint bar axes, inches: with its legend the figure stays near a double column (6.9 in)."""
+BOX_PERCENTILES = np.arange(101)
+"""Percentiles of each (method, joint) error that the box plot is drawn from."""
+
+
+def joint_distribution_figure(errors: Mapping[str, np.ndarray], *, joints: Sequence[str],
+                              order: Sequence[str] | None = None) -> Figure:
+    """Distribution of each joint's error (mm) over the frames, a box per joint and method (seaborn);
+    a double column wide, the legend above the axes.
+
+    ``errors``: model -> (frames, joints) errors in mm, e.g. :attr:`hpbench.scoring.Score.errors_mm`;
+    ``order``: the legend order (default: as given). Boxes span the quartiles around the median,
+    whiskers the 5th to 95th percentile; frames beyond are not drawn. seaborn gets each (method, joint)
+    as its 101 percentiles 0, 1, ..., 100, which give the same median, quartiles and 5/95 %
+    whiskers as every frame (the q-th percentile of those percentiles is the q-th percentile, for a
+    whole q), so 8 methods x 8,252 NYU frames draw from 11 thousand values instead of 0.9 million.
+    """
+    if not errors:
+        raise ValueError("no per-frame errors to draw")
+    models = _ordered(list(errors), order)
+    for model in models:
+        if np.shape(errors[model])[1:] != (len(joints),):
+            raise ValueError(f"errors of {model} are {np.shape(errors[model])}, expected (frames, {len(joints)})")
+    labels = [display_name(model) for model in models]
+    summary = pd.DataFrame({
+        "error_mm": np.concatenate([np.percentile(errors[model], BOX_PERCENTILES, axis=0).ravel() for model in models]),
+        "joint": pd.Categorical.from_codes(np.tile(np.arange(len(joints)), len(BOX_PERCENTILES) * len(models)),
+                                           categories=list(joints)),
+        "method": pd.Categorical.from_codes(np.repeat(np.arange(len(models)), len(BOX_PERCENTILES) * len(joints)),
+                                            categories=labels),
+    })
+    sns = _seaborn()
+    columns = _legend_columns(labels, DOUBLE_COLUMN_IN)
+    colors = [style["color"] for style in method_styles(len(models))]
+    with _style_context():
+        figure = _new_figure(DOUBLE_COLUMN_IN, 2.7 + _legend_height(labels, columns))
+        axes = figure.add_subplot()
+        sns.boxplot(summary, x="joint", y="error_mm", hue="method", palette=colors, ax=axes, whis=(5, 95),
+                    showfliers=False, width=0.82, gap=0.1, linewidth=0.5, legend=False)
+        axes.set_ylim(bottom=0.0)
+        axes.set_xticks(range(len(joints)), list(joints), rotation=35, ha="right", rotation_mode="anchor")
+        axes.set_xlabel("")
+        axes.set_ylabel("Joint error (mm): quartiles, 5-95 %")
+        axes.grid(axis="x", visible=False)
+        from matplotlib.patches import Patch
+
+        handles = [Patch(facecolor=color, edgecolor="0.25", linewidth=0.5) for color in colors]
+        _add_legend(figure, handles, labels, columns, "upper center")
+    return figure
+
 
 CLIP_MM = 1000.0
 """Joint-error bars above this (or infinite) are drawn clipped to it: a metre off is no hand pose."""

@@ -7,7 +7,9 @@ https://github.com/apple/ml-cvnets): one context vector per map, cost linear in
 the number of tokens. ``MultiHeadSelfAttention`` is the standard quadratic one
 (Vaswani et al. 2017), kept for the ablation that shows the cost difference.
 Both are written with 1x1 convolutions (seen by thop) and explicit matmuls (seen
-by FlopCounterMode, not by thop) so each counter's view is predictable.
+by FlopCounterMode, not by thop) so each counter's view is predictable. Tokens
+are read as (B, N, C), which is a free view of a channels_last map (the layout
+``Ours`` runs in), so neither block copies its input to reshape it.
 
 Not timm's ``mobilevit.LinearSelfAttention`` / ``LinearTransformerBlock``: they
 compute the same separable attention on unfolded (B, C, P, N) patches, but form
@@ -21,7 +23,17 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-__all__ = ["AttentionBlock", "MultiHeadSelfAttention", "SeparableSelfAttention"]
+__all__ = ["AttentionBlock", "MultiHeadSelfAttention", "SeparableSelfAttention", "grid", "tokens"]
+
+
+def tokens(x: Tensor) -> Tensor:
+    """(B, C, H, W) -> (B, N, C) tokens, N = H W in row-major order; a view (no copy) of a channels_last map."""
+    return x.permute(0, 2, 3, 1).flatten(1, 2)
+
+
+def grid(t: Tensor, h: int, w: int) -> Tensor:
+    """(B, N, C) tokens -> (B, C, H, W); a view, channels_last when ``t`` is contiguous."""
+    return t.unflatten(1, (h, w)).permute(0, 3, 1, 2)
 
 
 class SeparableSelfAttention(nn.Module):
@@ -40,11 +52,11 @@ class SeparableSelfAttention(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         b, c, h, w = x.shape
-        query, key, value = self.qkv(x).flatten(2).split([1, c, c], dim=1)  # (B,1,N) (B,C,N) (B,C,N)
-        scores = query.softmax(dim=-1)  # context scores over the N tokens
-        context = key @ scores.transpose(1, 2)  # (B, C, 1): the one context vector, C N MACs
-        mixed = torch.relu(value) * context
-        return self.out(mixed.view(b, c, h, w))
+        query, key, value = tokens(self.qkv(x)).split([1, c, c], dim=-1)  # (B,N,1) (B,N,C) (B,N,C)
+        scores = query.softmax(dim=1)  # context scores over the N tokens
+        context = key.transpose(1, 2) @ scores  # (B, C, 1): the one context vector, C N MACs
+        mixed = torch.relu(value) * context.transpose(1, 2)  # (B, N, C)
+        return self.out(grid(mixed, h, w))
 
 
 class MultiHeadSelfAttention(nn.Module):
@@ -65,12 +77,12 @@ class MultiHeadSelfAttention(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         b, c, h, w = x.shape
-        # (B, 3C, N) -> three (B, heads, N, C / heads)
-        qkv = self.qkv(x).view(b, 3, self.heads, c // self.heads, h * w).permute(1, 0, 2, 4, 3)
+        # (B, N, 3C) -> three (B, heads, N, C / heads)
+        qkv = tokens(self.qkv(x)).unflatten(-1, (3, self.heads, c // self.heads)).permute(2, 0, 3, 1, 4)
         query, key, value = qkv.unbind(0)
         weights = (query @ key.transpose(-2, -1) * self.scale).softmax(dim=-1)  # (B, heads, N, N)
-        mixed = (weights @ value).transpose(-2, -1).reshape(b, c, h, w)
-        return self.out(mixed)
+        mixed = (weights @ value).transpose(1, 2).reshape(b, h * w, c)
+        return self.out(grid(mixed, h, w))
 
 
 class AttentionBlock(nn.Module):
