@@ -145,5 +145,5 @@ def evaluate_checkpoint(
     cache, _ = open_protocol_cache(dataset, "test", CropSettings.of(protocol.crop), protocol.centers, given=centers,
                                    data_root=data_root, progress=progress)
     model = load_checkpoint_weights(create_model(name, num_joints=cache.joints.shape[1]), path)
-    return evaluate(model, cache, dataset=dataset, method=name, predictions_path=predictions_path,
+    return evaluate(model, cache, dataset=dataset, method=name, predictions_path=predictions_path, crop=protocol.crop,
                     batch_size=batch_size, device=device, progress=progress), path

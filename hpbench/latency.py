@@ -553,7 +553,7 @@ def _reasons(series: _Series, load: tuple[float, float], cores: int, budget: Bud
     wait = series.wait_ns / total if series.sched and total > 0 else None
     needed = budget.min_samples if batch == 1 else 2
     if len(series.samples) < needed:
-        reasons.append(f"{len(series.samples)} samples < {needed}")
+        reasons.append(f"{len(series.samples)} sample{'' if len(series.samples) == 1 else 's'} < {needed}")
     if spread is not None and spread > MAX_SPREAD:
         reasons.append(f"rounds differ {100 * spread:.0f} %")
     if p50 > 0 and (p90 - p10) / p50 > MAX_WIDTH:
@@ -647,7 +647,8 @@ def _sweep(targets: Sequence[Target], first: dict[int, Timing], budget: Budget,
                 continue
             target.estimate_ms = per_sample  # the batch-1 estimate stays the reference
             call_s = first[id(target)].median_ms * batch / 1000
-            _round(target, batch, series, samples=budget.samples, seconds=max(2 * call_s, budget.seconds / 10))
+            share = budget.seconds * (1 - LATENCY_SHARE) / len(plans[id(target)][0]) - call_s  # after the warm-up
+            _round(target, batch, series, samples=budget.samples, seconds=max(2 * call_s, share))
             timings[id(target)].append(_timing(target, batch, series, (load_before, _load()), budget, peak))
     return timings, notes
 

@@ -252,10 +252,9 @@ def _train_fold(job: _Job, k: int, run_dir: RunDir) -> None:
     import torch
 
     from hpbench.data.cache import CropDataset
-    from hpbench.data.crop import Augmentation
     from hpbench.evaluate import evaluate
-    from hpbench.models import create_model
-    from hpbench.runparts import epoch_log, run_environment, schedule, warning_callback
+    from hpbench.runparts import (epoch_log, protocol_augmenter, protocol_model, run_environment, schedule,
+                                  warning_callback)
     from hpbench.train import train
 
     names = subjects(job.dataset)
@@ -276,16 +275,16 @@ def _train_fold(job: _Job, k: int, run_dir: RunDir) -> None:
     run_dir.write_environment(environment)
 
     torch.manual_seed(job.seed)
-    model = create_model(job.card.name, num_joints=test_cache.joints.shape[1])
-    augmentation = Augmentation() if recipe.augment else None
-    datasets = [CropDataset(cache, augmentation=augmentation, seed=job.seed * len(names) + number)
-                for number, cache, _ in parts]
+    model = protocol_model(job.card.name, job.protocol, num_joints=test_cache.joints.shape[1])
+    augmentation = protocol_augmenter(job.protocol, recipe.augment)
+    datasets = [CropDataset(cache, augmentation=augmentation, crop=job.protocol.crop,
+                            seed=job.seed * len(names) + number) for number, cache, _ in parts]
     label = f"{job.card.name} {names[k]}"
     train(model, Subjects(datasets, keep), recipe, checkpoint_dir=run_dir.checkpoints, seed=job.seed,
           max_steps=max_steps, device=job.settings.device, resume=job.settings.resume, progress=job.progress,
           log=epoch_log(run_dir, label, job.echo), warn=warning_callback(run_dir, label, job.echo, True),
           compile=job.settings.compile, name=label)
-    score = evaluate(model, test_cache, dataset=job.dataset, method=job.card.name,
+    score = evaluate(model, test_cache, dataset=job.dataset, method=job.card.name, crop=job.protocol.crop,
                      predictions_path=run_dir.predictions, device=job.settings.device, progress=job.progress)
     _write_rows(run_dir.metrics, score, environment, job.seed, split=f"fold-{names[k]}")
 

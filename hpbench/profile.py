@@ -429,21 +429,13 @@ def profile_models(
     threads = threads or torch.get_num_threads()
     previous = torch.get_num_threads()
     with tempfile.TemporaryDirectory(prefix="hpbench-onnx-") as folder:
-        exports, targets = _Exports(folder), []
-        for device in devices:
-            for runtime in (r for r in runtimes if _applies(r, device)):
-                for name, (model, shape) in built.items():
-                    if progress:
-                        progress(f"preparing {name} in {runtime.label}" +
-                                 (" (ONNX export)" if runtime is Runtime.ONNX else ""))
-                    try:
-                        target, said = _target(name, model, runtime, device, shape, threads, exports)
-                    except Exception as error:  # a runtime that cannot take a model is said, not fatal
-                        _skip_note(profiles[name], runtime, error)
-                        continue
-                    targets.append(target)
-                    if said and said not in profiles[name]["notes"]:
-                        profiles[name]["notes"] += (said,)
+        exports = _Exports(folder)
+        try:
+            torch.set_num_threads(1)  # exports and checks: no timing here, and a busy machine punishes 2 threads
+            targets = _prepare_all(built, profiles, devices=devices, runtimes=runtimes, threads=threads,
+                                   exports=exports, progress=progress)
+        finally:
+            torch.set_num_threads(previous)
         try:
             torch.set_num_threads(threads)
             timings, notes = time_targets(targets, budget, sweep=swept, progress=progress)
@@ -460,6 +452,29 @@ def profile_models(
                                         f"{ONNX_TOLERANCE:g}",)
     return [ModelProfile(model=name, dataset=dataset, input_shape=built[name][1], **profiles[name])  # type: ignore[arg-type]
             for name in names]
+
+
+def _prepare_all(built: dict[str, tuple[nn.Module, tuple[int, ...]]], profiles: dict[str, dict[str, object]], *,
+                 devices: Sequence[str], runtimes: Sequence[Runtime], threads: int, exports: _Exports,
+                 progress: Callable[[str], None] | None) -> list[Target]:
+    """Every model in every runtime that applies to each device, runtime by runtime; what cannot be prepared
+    (no fuser, a failed export, no TensorRT) is a note in ``profiles``."""
+    targets = []
+    for device in devices:
+        for runtime in (r for r in runtimes if _applies(r, device)):
+            for name, (model, shape) in built.items():
+                if progress:
+                    progress(f"preparing {name} in {runtime.label}" + (" (ONNX export)" if runtime is Runtime.ONNX
+                                                                         else ""))
+                try:
+                    target, said = _target(name, model, runtime, device, shape, threads, exports)
+                except Exception as error:  # a runtime that cannot take a model is said, not fatal
+                    _skip_note(profiles[name], runtime, error)
+                    continue
+                targets.append(target)
+                if said and said not in profiles[name]["notes"]:
+                    profiles[name]["notes"] += (said,)
+    return targets
 
 
 def _skip_note(entry: dict[str, object], runtime: Runtime, error: Exception) -> None:
@@ -482,27 +497,39 @@ def _count_all(names: Sequence[str], *, dataset: str, fvcore: bool, progress: Ca
         cards[name] = load_card(name)
         built[name] = (create_model(name, dataset=dataset).eval(), tuple(cards[name].input_shape))
     profiles: dict[str, dict[str, object]] = {}
-    for name, (model, shape) in built.items():
-        if progress:
-            progress(f"counting parameters and MACs of {name}")
-        example = torch.zeros(1, *shape)
-        declared = cards[name].declared.get(dataset)
-        unused = unused_parameters(model, example)
-        profiles[name] = {
-            "params": count_parameters(model),
-            "declared_params": None if declared is None else declared.params,
-            "excluded_params": cards[name].excluded_params,
-            "unused": None if unused is None else tuple(unused),
-            "macs": count_macs(model, example, fvcore=fvcore),
-            "notes": (),
-        }
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)  # counts do not depend on it; on a busy machine 2 threads wait for each other (5x)
+    try:
+        for name, (model, shape) in built.items():
+            if progress:
+                progress(f"counting parameters and MACs of {name}")
+            profiles[name] = _counts(model, shape, cards[name], dataset=dataset, fvcore=fvcore)
+    finally:
+        torch.set_num_threads(previous)
     return built, profiles
+
+
+def _counts(model: nn.Module, shape: tuple[int, ...], card, *, dataset: str, fvcore: bool) -> dict[str, object]:
+    """ModelProfile's count fields of ``model`` (``card``: its hpbench.cards.ModelCard)."""
+    example = torch.zeros(1, *shape)
+    declared = card.declared.get(dataset)
+    unused = unused_parameters(model, example)
+    return {
+        "params": count_parameters(model),
+        "declared_params": None if declared is None else declared.params,
+        "excluded_params": card.excluded_params,
+        "unused": None if unused is None else tuple(unused),
+        "macs": count_macs(model, example, fvcore=fvcore),
+        "notes": (),
+    }
 
 
 def profile_rows(profiles: Sequence[ModelProfile]):  # -> pandas.DataFrame
     """Tidy result rows (hpbench.results): params, MACs per counter, then per runtime and batch: latency
-    percentiles and spread (batch 1), throughput and peak memory. ``counter`` names the runtime and its
-    method, ``n`` the samples (rounds for the spread), ``source`` "reliable" or "unreliable: <reasons>"."""
+    percentiles and spread (batch 1), throughput and peak memory. ``device`` starts with the runtime's key in
+    :attr:`ModelProfile.latency` ("cpu: <CPU>" for eager PyTorch, "cpu eager fused: <CPU>", "onnxruntime-cpu:
+    <CPU>"), so that reports keep one latency per model and configuration; ``counter`` names the runtime and
+    its method, ``n`` the samples (rounds for the spread), ``source`` "reliable" or "unreliable: <reasons>"."""
     import pandas as pd
 
     import hpbench
@@ -516,7 +543,7 @@ def profile_rows(profiles: Sequence[ModelProfile]):  # -> pandas.DataFrame
             if value is not None:
                 records.append({"metric": "macs", "value": value / 1e9, "unit": "GMAC", "counter": counter})
         for t in profile.timings:
-            where = {"device": f"{_key(t) if t.runtime is Runtime.ONNX else t.env.device}: {t.env.device_name}",
+            where = {"device": f"{_key(t)}: {t.env.device_name}",  # "cpu", "cpu eager fused", "onnxruntime-cpu"
                      "dtype": t.env.dtype, "threads": t.env.threads, "torch": t.env.torch, "batch": t.batch,
                      "counter": f"{t.runtime.label}: {t.method}", "n": t.samples,
                      "source": "reliable" if t.reliable else "unreliable: " + "; ".join(t.reasons)}

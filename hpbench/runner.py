@@ -22,7 +22,8 @@ from typing import TYPE_CHECKING, Any
 from hpbench._text import plural
 from hpbench.rundir import RunDir, RunRefused
 from hpbench.runparts import (QUICK_TEST_FRAMES, ModelRun, RunSettings, epoch_log, load_registered_card,
-                              resolve_data_root, run_environment, schedule, torch_threads, warning_callback)
+                              protocol_augmenter, protocol_model, resolve_data_root, run_environment, schedule,
+                              torch_threads, warning_callback)
 
 if TYPE_CHECKING:
     from hpbench.cards import ModelCard
@@ -320,7 +321,7 @@ def _training_set(data: _Data, augmentation: Any | None, seed: int) -> Any:
     from hpbench.data.cache import CropDataset
     from hpbench.train import FrameSubset
 
-    everything = CropDataset(data.train_cache, augmentation=augmentation, seed=seed)
+    everything = CropDataset(data.train_cache, augmentation=augmentation, crop=data.protocol.crop, seed=seed)
     indices = data.frames.selection.indices
     return everything if len(indices) == len(data.train_cache) else FrameSubset(everything, indices.tolist())
 
@@ -332,9 +333,7 @@ def _train_and_score(card: ModelCard, dataset: DatasetSpec, seed: int, settings:
     import torch
 
     from hpbench import distributed
-    from hpbench.data.crop import Augmentation
     from hpbench.evaluate import evaluate
-    from hpbench.models import create_model
     from hpbench.train import train
 
     data = _open_data(card, dataset, seed, settings, progress)
@@ -349,7 +348,7 @@ def _train_and_score(card: ModelCard, dataset: DatasetSpec, seed: int, settings:
     except RunRefused as error:
         refusal = error
     _agree(refusal)
-    augmentation = Augmentation() if recipe.augment else None
+    augmentation = protocol_augmenter(data.protocol, recipe.augment)
     record = _protocol_record(card, dataset, data, recipe, max_steps, settings, augmentation)
     _claim(run_dir, config, environment, settings, record)
     warn = warning_callback(run_dir, card.name, echo, main)
@@ -358,7 +357,7 @@ def _train_and_score(card: ModelCard, dataset: DatasetSpec, seed: int, settings:
              "not applied)")
 
     torch.manual_seed(seed)
-    model = create_model(card.name, num_joints=data.train_cache.joints.shape[1])
+    model = protocol_model(card.name, data.protocol, num_joints=data.train_cache.joints.shape[1])
     result = train(model, _training_set(data, augmentation, seed), recipe, checkpoint_dir=run_dir.checkpoints,
                    seed=seed, max_steps=max_steps, device=settings.device, resume=settings.resume, progress=progress,
                    log=epoch_log(run_dir, card.name, echo), warn=warn, compile=settings.compile, name=card.name)
@@ -371,7 +370,7 @@ def _train_and_score(card: ModelCard, dataset: DatasetSpec, seed: int, settings:
         label = f"{data.label}, {BEST_ON_TEST}"
         run_dir.write_protocol(replace(record, checkpoint=evaluated).to_json())
     score = evaluate(model, data.test_cache, dataset=dataset, method=card.name, predictions_path=run_dir.predictions,
-                     device=settings.device, progress=progress)
+                     device=settings.device, progress=progress, crop=data.protocol.crop)
     marks = {"protocol": label, "schedule": record.schedule.name}
     _write_metrics(run_dir, score, environment, seed, marks)
     if settings.profile:
@@ -396,7 +395,7 @@ def _select_on_test(model: Any, name: str, dataset: DatasetSpec, data: _Data, ru
             load_checkpoint_weights(model, path)
             errors[path] = evaluate(model, data.test_cache, dataset=dataset, method=f"{name} {path.stem}",
                                     predictions_path=Path(scratch) / "predictions.txt", device=settings.device,
-                                    progress=progress).mean_error_mm
+                                    progress=progress, crop=data.protocol.crop).mean_error_mm
     best = min(errors, key=errors.__getitem__)
     load_checkpoint_weights(model, best)
     return (f"best on the test set: {best.stem} ({errors[best]:.2f} mm) of {plural(len(errors), 'epoch checkpoint')} "
@@ -435,12 +434,14 @@ def _write_metrics(run_dir: RunDir, score: Score, environment: dict[str, Any], s
 def _write_profile(run_dir: RunDir, name: str, dataset: DatasetSpec, threads: int | None,
                    marks: dict[str, str]) -> None:
     """Parameters, MACs and a short latency measurement of model ``name`` with ``marks`` (protocol,
-    schedule), to profile.csv."""
+    schedule), to profile.csv: one runtime, eager PyTorch on :func:`hpbench.fuse.fuse_for_inference`'s
+    model (named in the rows), so that a report has one latency per model (``hpbench profile`` for more)."""
+    from hpbench.latency import Runtime
     from hpbench.profile import profile_models, profile_rows
     from hpbench.results import write_results
 
-    profiles = profile_models([name], dataset=dataset.name, threads=threads, rounds=1, min_run_time_s=0.5,
-                              throughput_batch=0, fvcore=False)
+    profiles = profile_models([name], dataset=dataset.name, threads=threads, runtimes=(Runtime.FUSED,), rounds=1,
+                              min_run_time_s=0.5, throughput_batch=0, fvcore=False, onnxruntime=False)
     rows = profile_rows(profiles)
     for key, value in marks.items():
         rows[key] = value

@@ -17,8 +17,9 @@ from hpbench.rundir import RunDir
 if TYPE_CHECKING:
     from hpbench.cards import ModelCard
     from hpbench.data.specs import DatasetSpec
+    from hpbench.protocol import Protocol
 
-__all__ = ["QUICK_TEST_FRAMES", "ModelRun", "RunSettings", "epoch_log", "git_commit", "load_registered_card",
+__all__ = ["QUICK_TEST_FRAMES", "ModelRun", "RunSettings", "epoch_log", "git_commit", "load_registered_card", "protocol_augmenter", "protocol_model",
            "resolve_data_root", "run_environment", "schedule", "torch_threads", "warning_callback"]
 
 QUICK_TEST_FRAMES = 200  # synthetic test split of a quick run: a 13 GMAC baseline scores it in CPU seconds
@@ -206,3 +207,23 @@ def _logged_epoch(line: str) -> float:
         return json.loads(line).get("epoch", 0)
     except ValueError:
         return math.inf
+
+
+def protocol_model(name: str, protocol: Protocol, *, num_joints: int) -> Any:
+    """Registered model ``name`` for ``num_joints`` joints, bound to ``protocol`` where its loss needs the
+    protocol's units (A2J: d in mm from the crop's depth extent)."""
+    from hpbench.models import create_model
+    from hpbench.models.a2j import A2J, LossUnits
+
+    model = create_model(name, num_joints=num_joints)
+    if isinstance(model, A2J):  # a2j and every a2j@<backbone>
+        model.loss_units = LossUnits.of(protocol.crop)
+    return model
+
+
+def protocol_augmenter(protocol: Protocol, augment: bool) -> Any:
+    """The protocol's own training augmentation (hpbench.data.augment.Augmenter) when the recipe
+    ``augment``s, else None."""
+    from hpbench.data.augment import Augmenter
+
+    return Augmenter(protocol.augment, protocol.crop) if augment else None

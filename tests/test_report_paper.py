@@ -133,6 +133,22 @@ def test_standalone_documents_compile(tmp_path):
     assert r"\textbf{8} & \textbf{419}" in (tmp_path / "out" / "nyu_table_standalone.tex").read_text()
 
 
+def test_a_table_too_wide_for_a_portrait_page_goes_landscape_and_fits(tmp_path):
+    """ICVL's DeepPrior files hold 702 of 1,596 frames: their Frames note widens the table past a
+    portrait page (124 pt overfull before), so the document turns the page."""
+    from hpbench.report.latex import summary_document
+
+    narrow = summary_table(rows_of({"ours": 9.0, "CVPR18_NYU_V2V_PoseNet": 8.419}), dataset="nyu")
+    assert "landscape" not in summary_document(narrow, dataset="nyu")
+    wide = narrow.copy()
+    wide.loc[0, "Frames"] = "702/1596 (test_seq_1, by line count)"
+    wide["Method"] = ["SHPR-Net three-view (Access18)", "DeepPrior-Refine (CVWW15)"]
+    text = summary_document(wide, dataset="nyu")
+    assert "landscape" in text
+    _compile(text, tmp_path)
+    assert "Overfull" not in (tmp_path / "doc.log").read_text()
+
+
 def test_reproduction_gap():
     rows = rows_of({"CVPR18_NYU_V2V_PoseNet": 8.419, "v2v": 9.0})
     table, notes = reproduction_table(rows, dataset="nyu")

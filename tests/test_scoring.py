@@ -197,3 +197,47 @@ def test_collect_results_over_folders(eval_dir, tmp_path):
     bad.write_text("1 2 3\n")
     rows, refused = collect_results([bad])
     assert rows.empty and "3 values, expected 42" in refused[0]
+
+
+@pytest.mark.evaldata
+def test_collect_scores_each_file_once_and_its_rows_are_the_scores(eval_dir, monkeypatch):
+    import hpbench.scoring as scoring
+
+    reads: list[str] = []
+    original = scoring.read_prediction_file
+
+    def counted(path, **options):
+        reads.append(Path(path).name)
+        return original(path, **options)
+
+    monkeypatch.setattr(scoring, "read_prediction_file", counted)
+    folder = eval_dir / "results" / "nyu"
+    found = scoring.collect([folder / "CVPR18_NYU_V2V_PoseNet.txt", folder / "ArXiv_NYU_TriHorn_Net.txt"])
+    assert sorted(reads) == sorted(["nyu_test_groundtruth_label.txt", "CVPR18_NYU_V2V_PoseNet.txt",
+                                    "ArXiv_NYU_TriHorn_Net.txt"])  # labels once, each file once
+    assert [score.method for score in found.scores] == ["CVPR18_NYU_V2V_PoseNet", "ArXiv_NYU_TriHorn_Net"]
+    v2v = found.rows[(found.rows["model"] == "CVPR18_NYU_V2V_PoseNet") & (found.rows["metric"] == "mean_error")]
+    assert v2v["value"].item() == found.scores[0].mean_error_mm == pytest.approx(8.419, abs=5e-4)
+    import pandas as pd
+
+    pd.testing.assert_frame_equal(found.rows.drop(columns="date"),
+                                  pd.concat([s.rows() for s in found.scores], ignore_index=True).drop(columns="date"))
+
+
+def test_min_cost_assignment_matches_scipy():
+    from scipy.optimize import linear_sum_assignment
+
+    from hpbench.scoring import min_cost_assignment
+
+    rng = np.random.default_rng(7)
+    for size in (1, 2, 3, 5, 14, 16, 21):
+        for trial in range(40):
+            cost = rng.uniform(0.0, 100.0, (size, size))
+            if trial % 4 == 0:
+                cost = np.round(cost / 25.0)  # ties
+            assigned = min_cost_assignment(cost)
+            assert sorted(assigned.tolist()) == list(range(size))
+            rows, columns = linear_sum_assignment(cost)
+            assert cost[np.arange(size), assigned].sum() == pytest.approx(cost[rows, columns].sum())
+    with pytest.raises(ValueError, match="square"):
+        min_cost_assignment(np.ones((2, 3)))

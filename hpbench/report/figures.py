@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import math
 import sys
+import warnings
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -308,8 +309,10 @@ def joint_distribution_figure(errors: Mapping[str, np.ndarray], *, joints: Seque
     with _style_context():
         figure = _new_figure(DOUBLE_COLUMN_IN, 2.7 + _legend_height(labels, columns))
         axes = figure.add_subplot()
-        sns.boxplot(summary, x="joint", y="error_mm", hue="method", palette=colors, ax=axes, whis=(5, 95),
-                    showfliers=False, width=0.82, gap=0.1, linewidth=0.5, legend=False)
+        with warnings.catch_warnings():  # seaborn 0.13 passes bxp(vert=...), deprecated in matplotlib 3.11
+            warnings.filterwarnings("ignore", message="vert: bool was deprecated", category=DeprecationWarning)
+            sns.boxplot(summary, x="joint", y="error_mm", hue="method", palette=colors, ax=axes, whis=(5, 95),
+                        showfliers=False, width=0.82, gap=0.1, linewidth=0.5, legend=False)
         axes.set_ylim(bottom=0.0)
         axes.set_xticks(range(len(joints)), list(joints), rotation=35, ha="right", rotation_mode="anchor")
         axes.set_xlabel("")

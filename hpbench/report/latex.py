@@ -9,6 +9,7 @@ cells keep the point in line.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 
 import pandas as pd
@@ -78,20 +79,35 @@ def latex_document(tabular: str, *, caption: str, landscape: bool = False) -> st
     )
 
 
+_PORTRAIT_TEXT_PT = 510.0  # text width of an A4 page with 1.5 cm margins
+_CHAR_PT, _COLUMN_PT = 5.0, 12.0  # mean character width in \small Computer Modern; padding per column
+
+
+def _wide(cells: pd.DataFrame) -> bool:
+    """Whether a tabular of ``cells`` (estimated from its longest cell per column, LaTeX markup left
+    out) would be wider than a portrait page's text: such tables go on a landscape page."""
+    def shown(text: object) -> int:
+        return len(re.sub(r"\\[a-zA-Z]+|[{}$]", "", str(text))) if text is not None else 2
+
+    width = sum(_COLUMN_PT + _CHAR_PT * max([shown(header), *(shown(cell) for cell in cells[header])])
+                for header in cells.columns)
+    return width > _PORTRAIT_TEXT_PT
+
+
 def summary_document(table: pd.DataFrame, *, dataset: str, notes: Sequence[str] = ()) -> str:
     """A standalone document of a summary table (:func:`~hpbench.report.tables.summary_table`): unique
     best values bold, protocol and smoke-schedule marks with their legend, ``notes`` under the table."""
     cells, bold, legend = latex_cells(table)
-    wide = len(cells.columns) > 8
+    costs = any(str(header).startswith(("Params", "MACs", "Latency")) for header in cells.columns)
     caption = (f"Results on {dataset.upper()}: mean 3D joint error, max-joint success rates and AUC "
-               f"over 0-80 mm{', and cost' if wide else ''}. Bold: the best value of a column (unique; reference "
+               f"over 0-80 mm{', and cost' if costs else ''}. Bold: the best value of a column (unique; reference "
                "floors and smoke-schedule rows excluded).")
     return latex_document(aligned_tabular(cells, bold=bold, footer=[*legend, *notes]), caption=caption,
-                          landscape=wide)
+                          landscape=_wide(cells))
 
 
 def comparison_document(table: pd.DataFrame, *, caption: str, notes: Sequence[str] = ()) -> str:
     """A standalone document of a comparison table (hpbench.report.paper), nothing bold, ``notes`` under it."""
     cells, _, legend = latex_cells(table, best=False)
     return latex_document(aligned_tabular(cells, footer=[*legend, *notes]), caption=caption,
-                          landscape=len(cells.columns) > 6)
+                          landscape=_wide(cells))
