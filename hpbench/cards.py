@@ -27,7 +27,7 @@ missing required key, a wrong type or an unknown choice is refused with a one-li
     batch_size = 32                      # global batch
     epochs = 10
     schedule = { kind = "step", step_epochs = 10, gamma = 0.2 }  # or { kind = "cosine" }, { kind = "constant" }
-    augment = true                       # hpbench's crop augmentation (hpbench.data.crop.Augmentation) on/off
+    augment = true                       # the protocol's augmentation (hpbench.data.augment.Augmenter) on/off
     mixed_precision = true               # autocast + grad scaling, on GPU only
 
     [quick]                              # optional: the short schedule of `hpbench run --quick` (QuickSchedule)

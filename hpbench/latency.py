@@ -465,6 +465,10 @@ def _first_call(target: Target, batch: int) -> tuple[float, float | None]:
         with tracker.mode():
             call()
         return (time.perf_counter() - start) * 1000, tracker.peak / 2**20
+    if not cuda and target.runtime is Runtime.COMPILE:  # the first call compiles: its memory is the compiler's
+        start = time.perf_counter()
+        call()
+        return (time.perf_counter() - start) * 1000, None
     if cuda:
         torch.cuda.synchronize(target.device)
         torch.cuda.reset_peak_memory_stats(target.device)

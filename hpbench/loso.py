@@ -29,11 +29,13 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from hpbench._text import plural
-from hpbench.rundir import RunDir, RunRefused
+from hpbench.rundir import FOLDS_DIR, RunDir, RunRefused
 
 if TYPE_CHECKING:
     from hpbench.cards import ModelCard
     from hpbench.data.cache import CropCache, CropSettings
+    from hpbench.data.centers import CentreChoice
+    from hpbench.record import ProtocolRecord
     from hpbench.data.specs import DatasetSpec
     from hpbench.protocol import Protocol
     from hpbench.runparts import ModelRun, RunSettings
@@ -41,8 +43,6 @@ if TYPE_CHECKING:
 
 __all__ = ["FOLDS_DIR", "FOLDS_JSON", "FoldResult", "LosoResult", "Subjects", "loso_protocol", "run_loso", "subject_crop", "subjects"]
 
-FOLDS_DIR = "folds"
-"""Folder of the per-fold run directories inside a leave-one-subject-out run directory."""
 FOLDS_JSON = "folds.json"
 """Per-fold errors, beside the combined predictions."""
 
@@ -202,7 +202,7 @@ def _ordered(done: dict[int, FoldResult]) -> tuple[FoldResult, ...]:
 
 
 def _fold_dir(top: RunDir, subject: str) -> RunDir:
-    return RunDir(top.path / FOLDS_DIR / subject)
+    return RunDir(top.folds / subject)
 
 
 def _record(run_dir: RunDir, error: Exception) -> str:
@@ -258,11 +258,11 @@ def _train_fold(job: _Job, k: int, run_dir: RunDir) -> None:
     from hpbench.train import train
 
     names = subjects(job.dataset)
-    test_cache, test_note = _subject_cache(job, names[k], "test", k)
+    test_cache, test_choice = _subject_cache(job, names[k], "test", k)
     parts = [(number, *_subject_cache(job, name, "train", k)) for number, name in enumerate(names) if number != k]
     keep = [_kept(job.protocol, cache) for _, cache, _ in parts]
     recipe, max_steps = schedule(job.card, job.settings, int(sum(mask.sum() for mask in keep)))
-    config = _fold_config(job, k, recipe, max_steps, {"train": parts[0][2], "test": test_note}, keep)
+    config = _fold_config(job, k, recipe, max_steps, {"train": parts[0][2].note, "test": test_choice.note}, keep)
     if job.settings.resume:
         _check_resumable(run_dir, config)
     environment = run_environment(job.settings.device)
@@ -271,12 +271,14 @@ def _train_fold(job: _Job, k: int, run_dir: RunDir) -> None:
     run_dir.clear_failure()
     if not job.settings.resume:
         run_dir.log.unlink(missing_ok=True)
+    augmentation = protocol_augmenter(job.protocol, recipe.augment)
     run_dir.write_config(config)
+    run_dir.write_protocol(_fold_record(job, k, recipe, max_steps, parts, keep, test_cache, test_choice,
+                                        augmentation).to_json())
     run_dir.write_environment(environment)
 
     torch.manual_seed(job.seed)
     model = protocol_model(job.card.name, job.protocol, num_joints=test_cache.joints.shape[1])
-    augmentation = protocol_augmenter(job.protocol, recipe.augment)
     datasets = [CropDataset(cache, augmentation=augmentation, crop=job.protocol.crop,
                             seed=job.seed * len(names) + number) for number, cache, _ in parts]
     label = f"{job.card.name} {names[k]}"
@@ -286,18 +288,55 @@ def _train_fold(job: _Job, k: int, run_dir: RunDir) -> None:
           compile=job.settings.compile, name=label)
     score = evaluate(model, test_cache, dataset=job.dataset, method=job.card.name, crop=job.protocol.crop,
                      predictions_path=run_dir.predictions, device=job.settings.device, progress=job.progress)
-    _write_rows(run_dir.metrics, score, environment, job.seed, split=f"fold-{names[k]}")
+    _write_rows(run_dir.metrics, score, environment, job.seed, split=f"fold-{names[k]}", marks=_marks(job))
 
 
-def _subject_cache(job: _Job, subject: str, role: str, k: int) -> tuple[CropCache, str]:
+def _marks(job: _Job) -> dict[str, str]:
+    """The protocol label and schedule every result row of the run carries (the report footnotes them)."""
+    from hpbench.evaluate import protocol_key
+    from hpbench.record import protocol_label
+
+    return {"protocol": protocol_label(job.protocol, protocol_key(job.dataset)),
+            "schedule": "quick" if job.settings.quick else "full"}
+
+
+def _fold_record(job: _Job, k: int, recipe: Any, max_steps: int | None, parts: Sequence[tuple[int, CropCache, Any]],
+                 keep: Sequence[np.ndarray], test_cache: CropCache, test_choice: Any,
+                 augmentation: Any) -> ProtocolRecord:
+    """protocol.json of fold ``k``: the protocol and what the fold applies (the held-out subject's crop,
+    the other subjects' frames, each split's centres as used)."""
+    from hpbench.record import (ProtocolRecord, ScheduleRecord, augment_record, centre_words, centres_record,
+                                crop_record, frames_record)
+    from hpbench.train import planned_steps
+
+    names, protocol = subjects(job.dataset), job.protocol
+    used, total = int(sum(mask.sum() for mask in keep)), int(sum(len(mask) for mask in keep))
+    _, steps = planned_steps(used, recipe, max_steps, 1, job.card.name)
+    train_codes = np.concatenate([np.asarray(cache.center_source) for _, cache, _ in parts])
+    others = ", ".join(name for number, name in enumerate(names) if number != k)
+    return ProtocolRecord(
+        model=job.card.name, dataset=job.dataset.name, label=_marks(job)["protocol"], origin=protocol.origin,
+        borrowed=protocol.borrowed, source=protocol.source, differences=protocol.differences,
+        selection=protocol.selection,
+        crop=crop_record(protocol, subject_crop(protocol, names[k]), job.dataset.cube_mm),
+        train_frames=frames_record(protocol, used, total, f"every frame of {others}"),
+        test_frames=frames_record(protocol, len(test_cache), len(test_cache), f"every frame of {names[k]}",
+                                  split="test"),
+        centres=(centres_record("train", protocol, train_codes, centre_words(parts[0][2])),
+                 centres_record("test", protocol, test_cache.center_source, centre_words(test_choice))),
+        augmentation=augment_record(protocol, augmentation),
+        schedule=ScheduleRecord(_marks(job)["schedule"], steps, recipe.epochs, recipe.batch_size))
+
+
+def _subject_cache(job: _Job, subject: str, role: str, k: int) -> tuple[CropCache, CentreChoice]:
     """``subject``'s crop cache in ``role`` (train, test) of fold ``k`` (its crop, the protocol's centres
-    for the role) and the centre choice in words."""
+    for the role) and the centre choice."""
     from hpbench.data.cache import open_protocol_cache
 
     cache, choice = open_protocol_cache(job.dataset, subject, subject_crop(job.protocol, subject),
                                         job.protocol.centers, role=role, given=job.centers, fold=k,
                                         data_root=job.data_root, progress=job.progress)
-    return cache, choice.note
+    return cache, choice
 
 
 def _kept(protocol: Protocol, cache: CropCache) -> np.ndarray:
@@ -402,7 +441,8 @@ def _combine(job: _Job, folds: Sequence[FoldResult]) -> Score:
                             source=indexes[0].root)
         score = score_predictions(read_prediction_file(path, num_joints=joints, dataset=spec.name), truth,
                                   ReadOptions(coords="uvd", check=False), method=job.card.name)
-        _write_rows(job.top.metrics, score, run_environment(job.settings.device), job.seed, split="test")
+        _write_rows(job.top.metrics, score, run_environment(job.settings.device), job.seed, split="test",
+                    marks=_marks(job))
         (job.top.path / FOLDS_JSON).write_text(json.dumps(
             [{"subject": f.subject, "frames": f.frames, "mean_error_mm": f.mean_error_mm, "cube_mm": f.cube_mm}
              for f in folds], indent=1))
@@ -412,14 +452,16 @@ def _combine(job: _Job, folds: Sequence[FoldResult]) -> Score:
     return score
 
 
-def _write_rows(path: Path, score: Score, environment: dict[str, Any], seed: int, *, split: str) -> None:
-    """``score``'s tidy rows with split ``split`` and the run's provenance, to ``path``."""
+def _write_rows(path: Path, score: Score, environment: dict[str, Any], seed: int, *, split: str,
+                marks: dict[str, str]) -> None:
+    """``score``'s tidy rows with split ``split``, the run's provenance and ``marks`` (protocol, schedule), to
+    ``path``."""
     from hpbench.results import write_results
 
     rows = score.rows()
     rows["split"] = split
     provenance = {"device": f"{environment['device']}: {environment['device_name']}", "torch": environment["torch"],
-                  "hpbench": environment["hpbench"], "git_commit": environment["git_commit"], "seed": seed}
+                  "hpbench": environment["hpbench"], "git_commit": environment["git_commit"], "seed": seed, **marks}
     for key, value in provenance.items():
         rows[key] = value
     write_results(rows, path)

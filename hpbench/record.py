@@ -13,14 +13,17 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from hpbench._text import plural
 from hpbench.protocol import Protocol, describe_augment, describe_centers, describe_crop, describe_frames
 
-__all__ = ["AS_THE_PROTOCOL", "NOT_YET_APPLIED", "AugmentRecord", "CentresRecord", "CropRecord", "FramesRecord",
+if TYPE_CHECKING:
+    from hpbench.data.centers import CentreChoice
+
+__all__ = ["AS_THE_PROTOCOL", "centre_words", "NOT_YET_APPLIED", "AugmentRecord", "CentresRecord", "CropRecord", "FramesRecord",
            "ProtocolRecord", "ScheduleRecord", "augment_record", "centres_record", "crop_record", "frames_record",
            "protocol_label"]
 
@@ -128,6 +131,19 @@ class ProtocolRecord:
     def to_json(self) -> str:
         """The record as indented JSON (``protocol.json``)."""
         return json.dumps(asdict(self), indent=1)
+
+
+def centre_words(choice: CentreChoice) -> dict[int, str]:
+    """Each crop-cache centre source code in words (hpbench.data.cache.CENTER_*) for a split whose centres
+    were chosen by ``choice``."""
+    from hpbench.data.cache import CENTER_DEPTH, CENTER_FILE, CENTER_GIVEN, CENTER_INVALID, CENTER_LABELS
+
+    low, high = choice.com_range_mm
+    file = None if choice.file is None else choice.file.path
+    return {CENTER_FILE: f"file {file}", CENTER_DEPTH: f"centre of mass (depth in {low:g}-{high:g} mm)",
+            CENTER_GIVEN: "given per frame by the caller",
+            CENTER_LABELS: "mean of the labelled joints (no depth in range)",
+            CENTER_INVALID: f"invalid in file {file} (frame dropped from training)"}
 
 
 def centres_record(split: str, protocol: Protocol, codes: np.ndarray, words: Mapping[int, str]) -> CentresRecord:

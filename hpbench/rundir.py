@@ -30,7 +30,10 @@ from typing import Any
 
 from hpbench.files import atomic_write
 
-__all__ = ["RunDir", "RunRefused"]
+__all__ = ["FOLDS_DIR", "RunDir", "RunRefused"]
+
+FOLDS_DIR = "folds"
+"""Folder of the per-fold run directories inside a leave-one-subject-out run directory."""
 
 
 class RunRefused(Exception):
@@ -240,6 +243,11 @@ class RunDir:
     def finished(self) -> bool:
         """Whether the run wrote its metrics and recorded no failure after them."""
         return self.metrics.is_file() and not self.error.is_file()
+
+    @property
+    def folds(self) -> Path:
+        """Folder of a leave-one-subject-out run's per-fold run directories (hpbench.loso)."""
+        return self.path / FOLDS_DIR
 
     def result_files(self) -> list[Path]:
         """The tidy result files present (metrics.csv, profile.csv): what reports are made from."""

@@ -279,31 +279,18 @@ def _run_config(card: ModelCard, dataset: DatasetSpec, seed: int, settings: RunS
             "world_size": distributed.world_size()}
 
 
-def _centre_words(choice: CentreChoice) -> dict[int, str]:
-    """Each crop-cache centre source code in words (hpbench.data.cache.CENTER_*) for a split whose centres
-    were chosen by ``choice``."""
-    from hpbench.data.cache import CENTER_DEPTH, CENTER_FILE, CENTER_GIVEN, CENTER_INVALID, CENTER_LABELS
-
-    low, high = choice.com_range_mm
-    file = None if choice.file is None else choice.file.path
-    return {CENTER_FILE: f"file {file}", CENTER_DEPTH: f"centre of mass (depth in {low:g}-{high:g} mm)",
-            CENTER_GIVEN: "given per frame by the caller",
-            CENTER_LABELS: "mean of the labelled joints (no depth in range)",
-            CENTER_INVALID: f"invalid in file {file} (frame dropped from training)"}
-
-
 def _protocol_record(card: ModelCard, dataset: DatasetSpec, data: _Data, recipe: Any, max_steps: int | None,
                      settings: RunSettings, augmentation: Any | None) -> ProtocolRecord:
     """The run's protocol record: the card's protocol and what this run applies."""
     from hpbench import distributed
-    from hpbench.record import (ProtocolRecord, ScheduleRecord, augment_record, centres_record, crop_record,
-                                frames_record)
+    from hpbench.record import (ProtocolRecord, ScheduleRecord, augment_record, centre_words, centres_record,
+                                crop_record, frames_record)
     from hpbench.train import planned_steps
 
     protocol, selection, tests = data.protocol, data.frames.selection, len(data.test_cache)
     _, steps = planned_steps(len(selection.indices), recipe, max_steps, distributed.world_size(), card.name)
     centres = tuple(centres_record(split, protocol, cache.center_source,
-                                   _centre_words(data.centres[split]))
+                                   centre_words(data.centres[split]))
                     for split, cache in (("train", data.train_cache), ("test", data.test_cache)))
     return ProtocolRecord(
         model=card.name, dataset=dataset.name, label=data.label, origin=protocol.origin, borrowed=protocol.borrowed,

@@ -553,6 +553,15 @@ def collect_results(
     return found.rows, list(found.refused)
 
 
+def _in_a_fold(path: Path) -> bool:
+    """Whether ``path`` lies in a fold of a leave-one-subject-out run (``<run>/folds/<subject>/``), whose
+    rows the run's own metrics.csv combines."""
+    from hpbench.rundir import FOLDS_DIR, RunDir
+
+    fold = path.parent
+    return fold.parent.name == FOLDS_DIR and RunDir(fold.parent.parent).exists()
+
+
 def _report_files(paths: list[Path]) -> list[Path]:
     from hpbench.rundir import RunDir
 
@@ -560,7 +569,8 @@ def _report_files(paths: list[Path]) -> list[Path]:
     for path in paths:
         if path.is_dir():
             found = sorted(p for p in path.rglob("*") if p.suffix in (".txt", ".csv") and p.is_file())
-            files += [p for p in found if not RunDir(p.parent).exists() or p in RunDir(p.parent).result_files()]
+            files += [p for p in found if (not RunDir(p.parent).exists() or p in RunDir(p.parent).result_files())
+                      and not _in_a_fold(p)]
         elif path.is_file():
             files.append(path)
         else:

@@ -8,6 +8,7 @@ folds' means.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -150,5 +151,18 @@ def test_hpbench_run_on_msra_runs_every_fold_and_refuses_a_card_without_an_msra_
     assert len(lines) == sum(FRAMES.values())  # every subject's frames, scored once
     rows = read_results([top / "metrics.csv"])
     assert set(rows["split"]) == {"test"}
+    assert set(rows["protocol"]) == {"TriHorn-Net (MSRA)"} and set(rows["schedule"]) == {"quick"}
+    # each fold records its protocol: the held-out subject's cube (P8: 150 mm), the other subjects' frames
+    record = json.loads((top / "folds" / "P8" / "protocol.json").read_text())
+    assert record["crop"]["lateral_mm"] == TRIHORN_CUBES_MM["P8"]
+    assert record["train_frames"]["used"] == sum(FRAMES.values()) - FRAMES["P8"]
+    assert record["test_frames"]["used"] == FRAMES["P8"]
+    assert record["centres"][0]["source"] == "centre of mass (depth in 0-3000 mm)"  # TriHorn-Net's MSRA rule
     assert not (tmp_path / "results" / "msra" / "a2j-s0").exists() or not any(
         (tmp_path / "results" / "msra" / "a2j-s0").iterdir())
+    # the report of the results folder reads the run's combined rows, not each fold's again
+    report = CliRunner().invoke(app, ["report", str(tmp_path / "results" / "msra"), "--out", str(tmp_path / "r")],
+                                env={"COLUMNS": "250"})
+    assert report.exit_code == 0, report.output
+    table = (tmp_path / "r" / "msra_table.csv").read_text()
+    assert table.count("Tiny CNN") == 1
