@@ -259,7 +259,9 @@ def _train_fold(job: _Job, k: int, run_dir: RunDir) -> None:
 
     names = subjects(job.dataset)
     test_cache, test_choice = _subject_cache(job, names[k], "test", k)
-    parts = [(number, *_subject_cache(job, name, "train", k)) for number, name in enumerate(names) if number != k]
+    spans = _train_spans(job, k)
+    parts = [(number, *_subject_cache(job, name, "train", k, spans.get(name))) for number, name in enumerate(names)
+             if number != k]
     keep = [_kept(job.protocol, cache) for _, cache, _ in parts]
     recipe, max_steps = schedule(job.card, job.settings, int(sum(mask.sum() for mask in keep)))
     config = _fold_config(job, k, recipe, max_steps, {"train": parts[0][2].note, "test": test_choice.note}, keep)
@@ -328,13 +330,33 @@ def _fold_record(job: _Job, k: int, recipe: Any, max_steps: int | None, parts: S
         schedule=ScheduleRecord(_marks(job)["schedule"], steps, recipe.epochs, recipe.batch_size))
 
 
-def _subject_cache(job: _Job, subject: str, role: str, k: int) -> tuple[CropCache, CentreChoice]:
+def _train_spans(job: _Job, k: int) -> dict[str, tuple[int, int]]:
+    """Where each training subject of fold ``k`` lies in a per-fold training centre file (V2V-PoseNet's
+    center_train_{fold}_refined.txt: every training subject's frames in subject order): subject ->
+    (first line, total lines); empty when the protocol's training centres are not per fold."""
+    from hpbench.data.formats import open_split
+
+    if "{fold}" not in job.protocol.centers.train_file:
+        return {}
+    names = subjects(job.dataset)
+    counts = {name: len(open_split(job.dataset, name, data_root=job.data_root))
+              for number, name in enumerate(names) if number != k}
+    total, spans = sum(counts.values()), {}
+    first = 0
+    for name, count in counts.items():
+        spans[name] = (first, total)
+        first += count
+    return spans
+
+
+def _subject_cache(job: _Job, subject: str, role: str, k: int,
+                   lines: tuple[int, int] | None = None) -> tuple[CropCache, CentreChoice]:
     """``subject``'s crop cache in ``role`` (train, test) of fold ``k`` (its crop, the protocol's centres
-    for the role) and the centre choice."""
+    for the role; ``lines``: its part of a centre file shared by the fold's subjects) and the centre choice."""
     from hpbench.data.cache import open_protocol_cache
 
     cache, choice = open_protocol_cache(job.dataset, subject, subject_crop(job.protocol, subject),
-                                        job.protocol.centers, role=role, given=job.centers, fold=k,
+                                        job.protocol.centers, role=role, given=job.centers, fold=k, lines=lines,
                                         data_root=job.data_root, progress=job.progress)
     return cache, choice
 

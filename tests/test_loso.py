@@ -18,7 +18,7 @@ from hpbench.cards import CardError
 from hpbench.data.cache import CropCache
 from hpbench.data.specs import get_dataset
 from hpbench.data.synth import synthesize_splits
-from hpbench.loso import loso_protocol, run_loso
+from hpbench.loso import loso_protocol, run_loso, subject_crop
 from hpbench.predictions import read_prediction_file
 from hpbench.results import read_results
 from hpbench.runner import RunSettings
@@ -166,3 +166,38 @@ def test_hpbench_run_on_msra_runs_every_fold_and_refuses_a_card_without_an_msra_
     assert report.exit_code == 0, report.output
     table = (tmp_path / "r" / "msra_table.csv").read_text()
     assert table.count("Tiny CNN") == 1
+
+
+def test_v2v_reads_each_training_subject_from_its_span_of_the_per_fold_centre_file(tmp_path, monkeypatch):
+    """V2V-PoseNet's MSRA fold k reads center_train_{k}_refined.txt: every training subject's frames in
+    subject order (protocols.md section 3). With FRAMES, fold 0's file has 15 lines: P1 lines 1-2, P2 3-5, ...,
+    P8 line 15; each subject's crops are centred on its own lines."""
+    from hpbench.data.cache import open_protocol_cache
+
+    root = synthesize_splits(MSRA, tmp_path / "msra", frames=FRAMES, seed=2)
+    monkeypatch.setenv("HPBENCH_CACHE_DIR", str(tmp_path / "cache"))
+    protocol = loso_protocol("v2v", MSRA)
+    train = [name for name in FRAMES if name != "P0"]
+    # distinct world centres per line (x = line number, y = 0, z = 300 + line number mm)
+    lines = np.array([[float(n), 0.0, 300.0 + n] for n in range(1, 16)])
+    (root / "center_train_0_refined.txt").write_text("".join(f"{x} {y} {z}\n" for x, y, z in lines))
+    first = 0
+    for name in train:
+        cache, choice = open_protocol_cache(MSRA, name, subject_crop(protocol, name), protocol.centers, role="train",
+                                            fold=0, lines=(first, 15), data_root=root)
+        assert choice.file is not None and choice.file.path.name == "center_train_0_refined.txt"
+        # the centre depth is the line's z whichever way y points
+        np.testing.assert_allclose(cache.transform.center_uvd[:, 2], lines[first:first + FRAMES[name], 2], atol=1e-3)
+        first += FRAMES[name]
+    assert first == 15
+    # the run does the same: fold P0 of v2v reads all 15 lines, one span per training subject
+    (root / "center_test_0_refined.txt").write_text("0 0 300\n")
+    run = run_loso("v2v", MSRA, 0, _settings(root), results_dir=tmp_path / "results", folds=[0], progress=False,
+                   echo=lambda _: None)
+    assert run.error is None, run.error
+    record = json.loads((run.run_dir.folds / "P0" / "protocol.json").read_text())
+    assert record["centres"][0]["counts"] == {f"file {root / 'center_train_0_refined.txt'}": 15}
+    assert record["centres"][1]["counts"] == {f"file {root / 'center_test_0_refined.txt'}": 1}
+    with pytest.raises(Exception, match="15 centre lines for 16 frames"):
+        open_protocol_cache(MSRA, "P1", subject_crop(protocol, "P1"), protocol.centers, role="train", fold=0,
+                            lines=(0, 16), data_root=root)

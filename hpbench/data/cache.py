@@ -22,7 +22,7 @@ import os
 import zipfile
 import zlib
 from concurrent.futures import ProcessPoolExecutor, as_completed
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from multiprocessing import get_context
 from pathlib import Path
 from typing import Any, Literal
@@ -232,8 +232,13 @@ def _centres_requested(index: FrameIndex, centers: np.ndarray | CenterFile | Non
     if centers is None:
         return np.full((n, 3), np.nan), np.full(n, CENTER_DEPTH)
     if isinstance(centers, CenterFile):
+        whole = centers.total_lines if centers.total_lines is not None else n
         uvd, valid = read_center_file(centers.path, index.spec.camera, coords=centers.coords, y_axis=centers.y_axis,
-                                      num_frames=n)
+                                      num_frames=whole)
+        part = slice(centers.first_line, centers.first_line + n)
+        if part.stop > whole:
+            raise ValueError(f"{centers.path}: lines {part.start + 1}-{part.stop} for {n} frames, but it has {whole}")
+        uvd, valid = uvd[part], valid[part]
         return np.where(valid[:, None], uvd, np.nan), np.where(valid, CENTER_FILE, CENTER_INVALID)
     uvd = np.asarray(centers, dtype=np.float64)
     if uvd.shape != (n, 3):
@@ -500,6 +505,7 @@ def open_protocol_cache(
     role: Literal["train", "test"] | None = None,
     given: str | os.PathLike[str] | None = None,
     fold: int | str | None = None,
+    lines: tuple[int, int] | None = None,
     data_root: str | os.PathLike[str] | None = None,
     cache_dir: str | os.PathLike[str] | None = None,
     workers: int | None = None,
@@ -509,13 +515,16 @@ def open_protocol_cache(
     (:func:`hpbench.data.centers.resolve_centers`, looked up in ``given`` (``--centers``) and under the
     split's data root); returns the cache and the choice, whose ``note`` belongs in the run's protocol
     record. ``role``: the split's role in the protocol (default: ``split``, which must then be train or
-    test; MSRA's subject splits name it). Frames to drop: ``~cache.valid``."""
+    test; MSRA's subject splits name it). ``lines``: (first line, total lines) of a centre file that holds
+    several splits in order (:class:`CenterFile`). Frames to drop: ``~cache.valid``."""
     from hpbench.data.formats import open_split
 
     spec = get_dataset(dataset) if isinstance(dataset, str) else dataset
     index = open_split(spec, split, data_root=data_root)
     given_path = None if given is None else Path(given)
     choice = resolve_centers(centers, role or split, spec=spec, root=index.root, given=given_path, fold=fold)
+    if choice.file is not None and lines is not None:
+        choice = replace(choice, file=replace(choice.file, first_line=lines[0], total_lines=lines[1]))
     cache = build_crop_cache(index, settings, centers=choice.file, com_range_mm=choice.com_range_mm,
                              cache_dir=cache_dir, workers=workers, progress=progress)
     return cache, choice

@@ -226,11 +226,15 @@ def centers_from_depth(
 @dataclass(frozen=True)
 class CenterFile:
     """A centre file (see :func:`read_center_file`): world ``xyz`` lines as V2V-PoseNet's refined
-    centres, or image ``uvd``; ``y_axis`` of xyz files."""
+    centres, or image ``uvd``; ``y_axis`` of xyz files. A file covering several splits in order (V2V's
+    per-fold MSRA training file: every training subject's frames) gives a split's frames from 0-based
+    line ``first_line`` on, and must hold ``total_lines`` lines (None: exactly the split's frames)."""
 
     path: Path
     coords: Literal["xyz", "uvd"] = "xyz"
     y_axis: Literal["dataset", "up", "down"] = "dataset"
+    first_line: int = 0
+    total_lines: int | None = None
 
 
 @dataclass(frozen=True)

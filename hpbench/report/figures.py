@@ -288,6 +288,7 @@ def joint_distribution_figure(errors: Mapping[str, np.ndarray], *, joints: Seque
     as its 101 percentiles 0, 1, ..., 100, which give the same median, quartiles and 5/95 %
     whiskers as every frame (the q-th percentile of those percentiles is the q-th percentile, for a
     whole q), so 8 methods x 8,252 NYU frames draw from 11 thousand values instead of 0.9 million.
+    Errors beyond :data:`CLIP_MM` (an unchecked file's) are drawn at it, and the title counts them.
     """
     if not errors:
         raise ValueError("no per-frame errors to draw")
@@ -296,8 +297,10 @@ def joint_distribution_figure(errors: Mapping[str, np.ndarray], *, joints: Seque
         if np.shape(errors[model])[1:] != (len(joints),):
             raise ValueError(f"errors of {model} are {np.shape(errors[model])}, expected (frames, {len(joints)})")
     labels = [display_name(model) for model in models]
-    summary = pd.DataFrame({
-        "error_mm": np.concatenate([np.percentile(errors[model], BOX_PERCENTILES, axis=0).ravel() for model in models]),
+    clipped = sum(int((~(np.asarray(errors[model]) <= CLIP_MM)).sum()) for model in models)
+    summary = pd.DataFrame({  # errors beyond CLIP_MM (or infinite, unchecked files) drawn at CLIP_MM
+        "error_mm": np.concatenate([np.percentile(np.minimum(errors[model], CLIP_MM), BOX_PERCENTILES, axis=0).ravel()
+                                    for model in models]),
         "joint": pd.Categorical.from_codes(np.tile(np.arange(len(joints)), len(BOX_PERCENTILES) * len(models)),
                                            categories=list(joints)),
         "method": pd.Categorical.from_codes(np.repeat(np.arange(len(models)), len(BOX_PERCENTILES) * len(joints)),
@@ -314,6 +317,8 @@ def joint_distribution_figure(errors: Mapping[str, np.ndarray], *, joints: Seque
             sns.boxplot(summary, x="joint", y="error_mm", hue="method", palette=colors, ax=axes, whis=(5, 95),
                         showfliers=False, width=0.82, gap=0.1, linewidth=0.5, legend=False)
         axes.set_ylim(bottom=0.0)
+        if clipped:
+            axes.set_title(f"{plural(clipped, 'error')} beyond {CLIP_MM:g} mm drawn at {CLIP_MM:g} mm")
         axes.set_xticks(range(len(joints)), list(joints), rotation=35, ha="right", rotation_mode="anchor")
         axes.set_xlabel("")
         axes.set_ylabel("Joint error (mm): quartiles, 5-95 %")
