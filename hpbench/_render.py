@@ -16,13 +16,12 @@ if TYPE_CHECKING:
 
     from hpbench.cards import ModelCard
     from hpbench.export import ExportReport
-    from hpbench.profile import ProfileReport
     from hpbench.report import Report
     from hpbench.runner import ModelRun
     from hpbench.scoring import Score
     from hpbench.sweep import SweepOutcome
 
-__all__ = ["compact", "short_paper", "show_card", "show_export", "show_models", "show_profile", "show_report",
+__all__ = ["compact", "short_paper", "show_card", "show_export", "show_models", "show_report",
            "show_runs", "show_scores", "show_sweep", "show_throughput"]
 
 
@@ -151,44 +150,6 @@ def show_report(report: Report, out: Path) -> None:
             print_table(console(), table(columns, kept, title=title))
     print_refused(report.refused)
     console().print(f"wrote {plural(len(report.written), 'file')} to {out}", soft_wrap=True)
-
-
-def show_profile(report: ProfileReport) -> None:
-    """Cost per model (params, GMAC per counter), latency per model and device, the notes, then (on
-    stderr) the warnings."""
-    costs = [[row.model + (" (!)" if row.disagree else ""), f"{row.params:,}", f"{row.thop_gmac:.3f}",
-              f"{row.exact_gmac:.3f}", "-" if row.fvcore_gmac is None else f"{row.fvcore_gmac:.3f}"]
-             for row in report.costs]
-    cost_columns: list[tuple[str, Kind]] = [("model", "name"), ("params", "number"), ("thop GMAC", "number"),
-                                            ("exact GMAC", "number"), ("fvcore GMAC", "number")]
-    out = console()
-    print_table(out, table(cost_columns, costs, title=f"cost at {report.dataset} joints"))
-    columns: list[tuple[str, Kind]] = [("model", "name"), ("device", "text"), ("median ms", "number"),
-                                       ("p10-p90 ms", "number"), ("spread", "number")]
-    title = ["latency at batch 1"]
-    if report.reference is not None:
-        columns.append(("ratio", "number"))
-        title.append(f"ratio: median / {report.reference}'s on the device")
-    if report.throughput_batch:
-        columns.append(("per second", "number"))
-        title.append(f"samples per second at batch {report.throughput_batch}")
-    rows = []
-    for row in report.latencies:
-        cells = [row.model, row.device, f"{row.median_ms:.2f}", f"{row.p10_ms:.2f}-{row.p90_ms:.2f}",
-                 f"{100 * row.spread:.0f} %"]
-        if report.reference is not None:
-            cells.append("-" if row.ratio is None else f"{row.ratio:.2f}")
-        if report.throughput_batch:
-            cells.append("-" if row.samples_per_s is None else f"{row.samples_per_s:.0f}")
-        rows.append(cells)
-    if rows:
-        print_table(out, table(columns, rows, title="; ".join(title)))
-    for note in report.notes:
-        out.print(note)
-    for warning in report.warnings:
-        console(stderr=True).print(warning, style="yellow")
-    if report.written is not None:
-        out.print(f"wrote {report.written}", soft_wrap=True)
 
 
 def show_export(report: ExportReport) -> None:

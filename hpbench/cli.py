@@ -139,9 +139,7 @@ def report_command(
     """Tables (LaTeX, Markdown, CSV) and figures from prediction files and result files."""
     from hpbench._render import show_report
     from hpbench.report import report_files
-    from hpbench.report.figures import seaborn_without_scipy
 
-    seaborn_without_scipy()  # this process draws and exits: seaborn's KDE and clustering are never used
     try:
         report = report_files(paths, out, formats=parse_list(formats, "--format"), figures=figures, paper=paper,
                               methods=parse_list(methods, "--methods") if methods else None, dataset=dataset,
@@ -182,7 +180,7 @@ def profile_command(
     reference = parse_model(reference, "--reference") if reference is not None else None
     chosen = Budget.precise() if precise else Budget()
     chosen = replace(chosen, seconds=budget or chosen.seconds, rounds=rounds or chosen.rounds,
-                     max_batch=max(throughput_batch, chosen.max_batch if precise and throughput_batch == 32 else 1))
+                     max_batch=chosen.max_batch if precise and throughput_batch == 32 else max(throughput_batch, 1))
     try:
         report = profile_report(
             parse_models(models), dataset=dataset, device=device.value, reference=reference, threads=threads,

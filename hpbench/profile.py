@@ -658,7 +658,8 @@ def profile_report(
     return ProfileReport(
         dataset=dataset, reference=reference, budget=used, runtimes=tuple(runtimes), profiles=tuple(profiles),
         costs=tuple(_cost_row(profile) for profile in profiles), timings=rows,
-        notes=_profile_notes(profiles, rows, used), warnings=tuple(warnings_), written=out,
+        notes=_profile_notes(profiles, rows, used, sweep=sweep and legacy.get("throughput_batch") != 0),
+        warnings=tuple(warnings_), written=out,
     )
 
 
@@ -680,9 +681,10 @@ def _timing_rows(profiles: Sequence[ModelProfile], reference: str | None) -> tup
                            else None) for t in timings)
 
 
-def _profile_notes(profiles: Sequence[ModelProfile], rows: Sequence[TimingRow], budget: Budget) -> tuple[str, ...]:
+def _profile_notes(profiles: Sequence[ModelProfile], rows: Sequence[TimingRow], budget: Budget, *,
+                   sweep: bool = True) -> tuple[str, ...]:
     """How timing was done, why any figure is unreliable, what each counter counts, and each model's caveats."""
-    notes = _timing_notes([row.timing for row in rows], budget)
+    notes = _timing_notes([row.timing for row in rows], budget, sweep=sweep)
     notes += [f"{name}: {convention}" for name, convention in COUNTER_CONVENTIONS.items()]
     for p in profiles:
         notes += [f"(!) {p.model}: {note}" if p.macs.disagree else f"{p.model}: {note}" for note in p.macs.notes]
@@ -697,7 +699,7 @@ def _profile_notes(profiles: Sequence[ModelProfile], rows: Sequence[TimingRow], 
     return tuple(notes)
 
 
-def _timing_notes(timings: Sequence[Timing], budget: Budget) -> list[str]:
+def _timing_notes(timings: Sequence[Timing], budget: Budget, *, sweep: bool = True) -> list[str]:
     if not timings:
         return []
     env, loads = timings[0].env, [value for t in timings for value in t.load]
@@ -706,7 +708,8 @@ def _timing_notes(timings: Sequence[Timing], budget: Budget) -> list[str]:
              f"inference mode; per-call p10/median/p90 over n samples in up to {plural(budget.rounds, 'round')} "
              f"interleaved across models and runtimes; spread = (max - min) / median of the rounds' medians; "
              f"budget {significant(budget.seconds)} s per model and runtime (latency: {budget.samples} samples "
-             f"at most, {budget.min_samples} at least; batches up to {budget.max_batch} that fit the rest)",
+             f"at most, {budget.min_samples} at least; "
+             + (f"batches up to {budget.max_batch} that fit the rest)" if sweep else "no batch sweep)"),
              f"machine: load {min(loads):.1f}-{max(loads):.1f} on {plural(timings[0].cores, 'core')}"
              + (f"; our threads waited for a CPU {100 * min(waits):.0f}-{100 * max(waits):.0f} % of their "
                 f"runnable time (/proc schedstat)" if waits else "")]

@@ -131,26 +131,6 @@ def test_eval_of_many_files_keeps_every_number_at_80_columns(eval_dir):
     assert "8.419" in numbers and not any("…" in line for line in lines) and max(map(len, lines)) <= 80
 
 
-def test_profile_tables_keep_every_number_at_80_columns(monkeypatch, capsys):
-    from hpbench._render import show_profile
-    from hpbench.profile import ONNXRUNTIME, CostRow, LatencyRow, ProfileReport
-
-    costs = tuple(CostRow(model=name, params=12_345_678, thop_gmac=123.456, exact_gmac=98.765, fvcore_gmac=None,
-                          disagree=True) for name in ("a2j@resnet18", "handfold"))
-    latencies = tuple(LatencyRow(model=cost.model, device=device, median_ms=1234.56, p10_ms=1200.01,
-                                 p90_ms=1300.99, spread=0.123, ratio=1.5, samples_per_s=123456.0)
-                      for cost in costs for device in ("cpu", ONNXRUNTIME, "cuda"))
-    report = ProfileReport(dataset="nyu", reference="a2j@resnet18", throughput_batch=32, profiles=(), costs=costs,
-                           latencies=latencies, notes=("a note",), warnings=())
-    monkeypatch.setenv("COLUMNS", "80")
-    show_profile(report)
-    out = capsys.readouterr().out
-    assert max(map(len, out.splitlines())) <= 80 and "…" not in out
-    for number in ("12,345,678", "123.456", "98.765", "1234.56", "1200.01-1300.99", "12 %", "1.50", "123456"):
-        assert number in out
-    assert "a2j@resnet18 (!)" in out
-
-
 def _rich_output(monkeypatch) -> io.StringIO:
     """What rich's default console (the one progress bars draw on) writes, drawn as on a 120-column terminal."""
     import rich

@@ -378,3 +378,15 @@ def test_the_timing_table_fits_120_columns_with_honest_digits(monkeypatch, capsy
     assert rows[0] == ["a2j@resnet18", "eager", "1", "1230", "1200-1300", "12 %", "30", "0.81", "120", "1"]
     assert rows[1][-1] == "1.5" and rows[3][:2] == ["handfold (!)", "eager fused"]
     assert "a2j@resnet18 (!)" in out and "12,345,678" in out and "123.456" in out
+
+
+def test_precise_raises_samples_rounds_and_batches_and_budget_overrides_its_seconds(tmp_path):
+    from hpbench.cli import app
+
+    result = CliRunner().invoke(app, ["profile", "--models", "meanpose", "--reference", "meanpose", "--precise",
+                                      "--budget", "0.2", "--runtimes", "eager", "--throughput-batch", "0",
+                                      "--no-fvcore", "--out", str(tmp_path / "p.csv")])
+    assert result.exit_code == 0, result.output
+    text = " ".join(result.output.split())
+    assert "up to 5 rounds" in text and "budget 0.20 s per model and runtime" in text
+    assert "200 samples at most, 30 at least; no batch sweep" in text

@@ -151,15 +151,3 @@ def test_command_line_and_scoring_imports_stay_light():
         heavy = {name for name in loaded if name.split(".")[0] in ("seaborn", "matplotlib")}
         assert not heavy, f"{code}: {sorted(heavy)[:5]}"
         assert "scipy.optimize" not in loaded
-
-
-def test_the_command_lines_seaborn_skips_scipy_and_scipy_still_imports():
-    code = (
-        "from hpbench.report import figures\n"
-        "figures.seaborn_without_scipy()\n"
-        "figures.method_styles(3)\n"
-        "import sys\n"
-        "assert 'seaborn' in sys.modules and 'scipy.stats' not in sys.modules and 'scipy.cluster' not in sys.modules\n"
-        "import scipy.stats, scipy.cluster.hierarchy\n"
-    )
-    assert "scipy.stats" in _modules_after(code)

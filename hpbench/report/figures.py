@@ -23,7 +23,6 @@ band of +- one sample standard deviation; one seed draws as before.
 from __future__ import annotations
 
 import math
-import sys
 import warnings
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -41,7 +40,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "DOUBLE_COLUMN_IN", "FONT_PT", "SINGLE_COLUMN_IN", "joint_distribution_figure", "joint_error_figure",
-    "method_styles", "save_figure", "seaborn_without_scipy", "success_rate_figure",
+    "method_styles", "save_figure", "success_rate_figure",
 ]
 
 SINGLE_COLUMN_IN = 3.3
@@ -58,37 +57,10 @@ _MARKERS: tuple[str, ...] = ("o", "s", "^", "D", "v", "P", "X")
 _PALETTE_SIZE = 10  # colours in seaborn's "colorblind" palette
 
 
-_SEABORN_WITHOUT_SCIPY = False
-
-
-def seaborn_without_scipy() -> None:
-    """Make the first seaborn import of this process skip scipy: for a process that draws the report
-    and exits (``hpbench report``), not for a library caller.
-
-    seaborn imports scipy.stats and scipy.cluster when scipy is installed (~1.4 s together: longer
-    than reading all 26 NYU files), only for KDE plots and clustermap dendrograms, which these
-    figures never draw. seaborn guards both imports and runs without scipy (its own copy of
-    ``gaussian_kde``); the price, in this process only, is seaborn's cumulative KDE and clustermap.
-    scipy itself stays importable.
-    """
-    global _SEABORN_WITHOUT_SCIPY
-    _SEABORN_WITHOUT_SCIPY = True
-
-
 def _seaborn():  # -> the seaborn module
-    """seaborn, imported on first use (without scipy after :func:`seaborn_without_scipy`)."""
-    if "seaborn" in sys.modules or not _SEABORN_WITHOUT_SCIPY:
-        import seaborn
+    """seaborn, imported on first use (only the report draws with it)."""
+    import seaborn
 
-        return seaborn
-    blocked = [name for name in ("scipy.stats", "scipy.cluster") if name not in sys.modules]
-    for name in blocked:
-        sys.modules[name] = None  # type: ignore[assignment]  # importing it raises ImportError
-    try:
-        import seaborn
-    finally:
-        for name in blocked:
-            del sys.modules[name]
     return seaborn
 
 
