@@ -44,17 +44,17 @@ __all__ = [
     "RuntimesOption",
     "SweepBatchOption",
     "parse_runtime_list",
-    "AtolOption", "BatchOption", "BatchSizeOption", "CheckOption", "CompileOption", "CoordsChoice", "CoordsOption",
+    "AtolOption", "BatchSizeOption", "CheckOption", "CompileOption", "CoordsChoice", "CoordsOption",
     "CropSizeOption", "DataRootOption", "DatasetOption", "DeviceChoice", "DeviceOption", "DynamicBatchOption",
     "EpochsOption", "EvalDirOption", "ExecutorChoice", "ExportCheckpointOption", "ExportFormat", "ExportFormatOption",
     "ExportOutOption", "FiguresOption", "FilesArgument", "FloorOption", "FormatsOption", "FramesOption",
     "FromLabelsOption", "FvcoreOption", "JointOrderOption", "JointsDatasetOption", "LabelsOption", "LatencyOption",
     "LatencyThreadsOption", "MaxStepsOption", "MinTimeOption", "ModelOption", "ModelOrPatternArgument", "ModelsOption",
-    "NamesOption", "OnnxruntimeOption", "OpsetOption", "OverwriteOption", "ProfileDeviceOption", "ProfileOutOption", "QuickOption",
+    "NamesOption", "OpsetOption", "OverwriteOption", "ProfileDeviceOption", "ProfileOutOption", "QuickOption",
     "ReferenceOption", "RenderFramesOption", "ReportOutOption", "ReportPathsArgument", "ReportsOption", "ResultsOption",
-    "RoundsOption", "SaveOption", "ScoredCheckpointOption", "ScoredDataRootOption", "ScoredDeviceOption",
+    "SaveOption", "ScoredCheckpointOption", "ScoredDataRootOption", "ScoredDeviceOption",
     "ScoredModelOption", "SeedOption", "SynthDatasetOption", "SynthFramesOption", "SynthOutOption", "SynthSeedOption",
-    "SynthTestFramesOption", "TestFramesOption", "ThreadsOption", "ThroughputBatchOption", "ThroughputDatasetOption",
+    "SynthTestFramesOption", "TestFramesOption", "ThreadsOption", "ThroughputDatasetOption",
     "TrainDatasetOption", "WorkersOption", "YAxisChoice", "YAxisOption", "check_device", "parse_joint_order",
     "parse_dataset", "parse_list", "parse_model", "parse_models", "parse_seeds", "read_options", "run_settings",
 ]
@@ -155,15 +155,9 @@ MethodsOption = Annotated[str | None, typer.Option(
 
 # profile
 ProfileDeviceOption = Annotated[DeviceChoice, typer.Option(help="cpu, cuda, or auto (cpu and cuda when present).")]
-BatchOption = Annotated[int, typer.Option(min=1, help="Batch size for latency.")]
-ThroughputBatchOption = Annotated[int, typer.Option(min=0, help="Batch size for throughput (0: skip).")]
-RoundsOption = Annotated[int, typer.Option(min=1, help="Interleaved timing rounds per model.")]
 ReferenceOption = Annotated[Optional[str], typer.Option(
     help="Model for the ratio column (default: trinet when registered).")]
 FvcoreOption = Annotated[bool, typer.Option("--fvcore/--no-fvcore", help="Also count with fvcore (jit trace).")]
-OnnxruntimeOption = Annotated[Optional[bool], typer.Option(
-    "--onnxruntime/--no-onnxruntime",
-    help="Also time each model's ONNX export on ONNX Runtime's CPU provider (default: when installed).")]
 ProfileOutOption = Annotated[Optional[Path], typer.Option(help="Write result rows to this CSV file.")]
 RuntimesOption = Annotated[Optional[str], typer.Option(
     "--runtimes", help="Comma-separated: eager, fused (hpbench.fuse), compile (torch.compile, inductor), onnx "

@@ -192,6 +192,23 @@ def test_cost_points_mark_quoted_costs_per_sample():
     assert points.loc["ours", "thop MACs (G)"] == 0.27 and points.loc["ours", "Mean error (mm)"] == 6.077
 
 
+def test_cost_latency_prefers_the_fused_runtime_and_carries_its_reliability():
+    """Two runtimes of one model (as `hpbench profile` writes them): the latency panel uses eager fused, names
+    it with device and threads, and keeps the profiler's unreliable flag."""
+    rows = rows_of({"ours": 8.6})
+    extra = make_rows([
+        {"metric": "latency_median", "value": 40.0, "unit": "ms", "device": "cpu: Test CPU", "threads": 2,
+         "counter": "eager: eager PyTorch, inference mode", "source": "reliable"},
+        {"metric": "latency_median", "value": 25.0, "unit": "ms", "device": "cpu eager fused: Test CPU", "threads": 2,
+         "counter": "eager fused: hpbench.fuse.fuse_for_inference, inference mode",
+         "source": "unreliable: rounds differ 70 %"},
+    ], model="ours", dataset="nyu", split="profile", date="2024-01-01")
+    point = cost_points(pd.concat([rows, extra], ignore_index=True), dataset="nyu").set_index("Model").loc["ours"]
+    assert point["Latency (ms)"] == 25.0
+    assert point["runtime"] == "eager fused on cpu: Test CPU, 2 threads"
+    assert point["timing"] == "unreliable: rounds differ 70 %"
+
+
 def test_cost_figure_labels_do_not_collide(tmp_path):
     rows = rows_of({"CVPR18_NYU_V2V_PoseNet": 8.419, "ArXiv_NYU_TriHorn_Net": 7.676, "ours": 8.6},
                    costs={"ours": (181_557, 0.272), "trinet": (7_808_953, 13.432)})

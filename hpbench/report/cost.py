@@ -29,7 +29,7 @@ __all__ = ["cost_figure", "cost_points", "pareto_front"]
 
 POINT_COLUMNS: tuple[str, ...] = (
     "Method", "Model", "Mean error (mm)", "error_from", "thop MACs (G)", "gmac_from", "Latency (ms)", "runtime",
-    "schedule", "reference", "note",
+    "timing", "schedule", "reference", "note",
 )
 """Columns of :func:`cost_points` (and of the figure's CSV)."""
 
@@ -58,16 +58,25 @@ def _gmac(results: pd.DataFrame, model: str, dataset: str) -> tuple[float, str]:
     return float("nan"), ""
 
 
-def _latency(results: pd.DataFrame, model: str, dataset: str) -> tuple[float, str]:
-    """(median latency ms, runtime "device, N threads") of ``model``'s first latency row (CPU first)."""
+_RUNTIME_ORDER = ("eager fused", "eager")  # the profiler's inference-ready model first, applied to every model alike
+
+
+def _latency(results: pd.DataFrame, model: str, dataset: str) -> tuple[float, str, str]:
+    """(median latency ms, runtime "<runtime> on <device>, N threads", "" or why the timing is unreliable)
+    of ``model``: CPU rows first, eager fused before eager before the other runtimes."""
     rows = _profile_value(results, model, dataset, "latency_median")
     rows = rows[rows["unit"] == "ms"]
     if rows.empty:
-        return float("nan"), ""
-    rows = rows.assign(cpu=~rows["device"].str.startswith("cpu")).sort_values("cpu", kind="mergesort")
-    first = rows.iloc[0]
+        return float("nan"), "", ""
+    runtime = rows["counter"].fillna("").str.split(":").str[0]
+    rank = runtime.map(lambda name: _RUNTIME_ORDER.index(name) if name in _RUNTIME_ORDER else len(_RUNTIME_ORDER))
+    rows = rows.assign(gpu=~rows["device"].str.startswith("cpu"), rank=rank, runtime=runtime)
+    first = rows.sort_values(["gpu", "rank"], kind="mergesort").iloc[0]
     threads = "" if pd.isna(first["threads"]) else f", {int(first['threads'])} threads"
-    return float(first["value"]), f"{first['device']}{threads}"
+    device = str(first["device"]).split(":", 1)[-1].strip()
+    where = f"{first['runtime'] or 'eager'} on {str(first['device']).split(':')[0].split()[0]}: {device}{threads}"
+    source = str(first.get("source", "") or "")
+    return float(first["value"]), where, source.removeprefix("unverified; ") if "unreliable" in source else ""
 
 
 def _scored_points(results: pd.DataFrame, dataset: str) -> list[dict[str, object]]:
@@ -78,11 +87,12 @@ def _scored_points(results: pd.DataFrame, dataset: str) -> list[dict[str, object
     points = []
     for model, error in errors.items():
         gmac, gmac_from = _gmac(results, str(model), dataset)
-        latency, runtime = _latency(results, str(model), dataset)
+        latency, runtime, timing = _latency(results, str(model), dataset)
         points.append({"Method": display_name(str(model)), "Model": model, "Mean error (mm)": float(error),
                        "error_from": "scored here", "thop MACs (G)": gmac, "gmac_from": gmac_from,
-                       "Latency (ms)": latency, "runtime": runtime, "schedule": str(schedules.get(model, "") or ""),
-                       "reference": is_reference(str(model)), "note": ""})
+                       "Latency (ms)": latency, "runtime": runtime, "timing": timing,
+                       "schedule": str(schedules.get(model, "") or ""), "reference": is_reference(str(model)),
+                       "note": ""})
     return points
 
 
@@ -102,10 +112,11 @@ def _paper_points(results: pd.DataFrame, dataset: str, scored: set[str]) -> list
         if quote is not None and quote.gmac_per_sample is not None:
             gmac, gmac_from = quote.gmac_per_sample, "quoted (seed paper)"
             note = quote.gmac_note or (f"quoted {quote.gmac:g} G at batch {quote.batch}" if quote.batch > 1 else "")
-        latency, runtime = _latency(results, name, dataset)
+        latency, runtime, timing = _latency(results, name, dataset)
         points.append({"Method": display_name(name), "Model": name, "Mean error (mm)": published.mean_error_mm,
                        "error_from": "paper", "thop MACs (G)": gmac, "gmac_from": gmac_from,
-                       "Latency (ms)": latency, "runtime": runtime, "schedule": "", "reference": False, "note": note})
+                       "Latency (ms)": latency, "runtime": runtime, "timing": timing, "schedule": "",
+                       "reference": False, "note": note})
     return points
 
 
@@ -147,13 +158,31 @@ def _overlaps(box, boxes) -> bool:
     return any(box.overlaps(other) for other in boxes)
 
 
+def _line_samples(axes: Axes, step_px: float = 3.0) -> np.ndarray:
+    """Display-coordinate points every ``step_px`` along the axes' lines (the frontier, drawn as post steps)."""
+    samples = [np.empty((0, 2))]
+    for line in axes.get_lines():
+        xy = np.asarray(line.get_xydata(), dtype=float)
+        if len(xy) == 0:
+            continue
+        corners = np.repeat(xy, 2, axis=0)[1:]  # (x0, y0) (x1, y0) (x1, y1) (x2, y1) ...: post steps
+        corners[1::2, 1] = xy[:-1, 1]
+        path = axes.transData.transform(corners)
+        for start, stop in zip(path[:-1], path[1:], strict=True):
+            count = max(2, int(np.hypot(*(stop - start)) / step_px) + 1)
+            samples.append(start + np.linspace(0.0, 1.0, count)[:, None] * (stop - start))
+    return np.concatenate(samples)
+
+
 def _place_labels(axes: Axes, xs: np.ndarray, ys: np.ndarray, labels: list[str], renderer) -> None:
     """Label each point at the first of a ring of offsets where its text hits no other label, no point and
     stays inside the axes; failing all, at the farthest offset with a leader line."""
     from matplotlib.transforms import Bbox
 
     centres = axes.transData.transform(np.column_stack([xs, ys]))
-    taken = [Bbox.from_bounds(x - 3, y - 3, 6, 6) for x, y in centres]
+    taken = [Bbox.from_bounds(x - 7, y - 7, 14, 14) for x, y in centres]  # a margin: a label never sits on
+    # another method's marker, so it reads as its own point's; nor on the frontier's line
+    taken += [Bbox.from_bounds(x - 1.5, y - 1.5, 3, 3) for x, y in _line_samples(axes)]
     inside = axes.get_window_extent(renderer)
     offsets = [(dx * r, dy * r) for r in (1, 2, 3.2) for dx, dy in
                ((4, 2), (-4, 2), (4, -8), (-4, -8), (0, 6), (0, -12), (8, 8), (-8, -12))]
@@ -188,10 +217,20 @@ def _panel(axes: Axes, points: pd.DataFrame, column: str, xlabel: str, colors: d
         axes.scatter([point[column]], [point["Mean error (mm)"]], s=22, marker="x" if quick else marker, zorder=3,
                      facecolors=colors[point["Model"]],
                      edgecolors="black" if on_front else "none", linewidths=0.6)
+    from matplotlib.ticker import NullFormatter
+
     axes.set_xscale("log")
+    axes.xaxis.set_minor_formatter(NullFormatter())  # minor labels of a short log range collide
     axes.set_xlabel(xlabel)
     axes.set_ylabel("Mean 3D error (mm)")
     axes.margins(x=0.25, y=0.18)
+
+
+def _shown_runtime(points: pd.DataFrame) -> str:
+    """The runtime of the latency panel: the one most points were timed in (ties: eager fused first)."""
+    counts = points["runtime"][points["runtime"].astype(bool)].value_counts()
+    best = counts[counts == counts.max()].index
+    return sorted(best, key=lambda name: (not str(name).startswith("eager fused"), str(name)))[0]
 
 
 def cost_figure(points: pd.DataFrame, *, dataset: str) -> Figure:
@@ -219,10 +258,11 @@ def cost_figure(points: pd.DataFrame, *, dataset: str) -> Figure:
         panels = figure.subplots(1, 2 if latency else 1, squeeze=False)[0]
         _panel(panels[0], points, "thop MACs (G)", "thop MACs per sample (G, log)", colors)
         if latency:
-            runtimes = sorted({r for r in points["runtime"] if r})
-            _panel(panels[1], points[points["runtime"] == runtimes[0]], "Latency (ms)", "Latency, batch 1 (ms, log)",
-                   colors)
-            panels[1].set_title(runtimes[0])
+            runtime = _shown_runtime(points)
+            timed = points[points["runtime"] == runtime]
+            _panel(panels[1], timed, "Latency (ms)", "Latency, batch 1 (ms, log)", colors)
+            flagged = timed["timing"].astype(bool).any()
+            panels[1].set_title(runtime + ("\n(!) timing flagged unreliable (busy machine)" if flagged else ""))
         handles = [Line2D([], [], marker=_KINDS[k][0], linestyle="", color="0.3", markersize=4) for k in kinds]
         handles.append(Line2D([], [], color="0.55", linestyle="--", linewidth=0.8))
         figure.legend(handles, labels, loc="outside lower center", ncols=columns, frameon=False)
@@ -231,8 +271,11 @@ def cost_figure(points: pd.DataFrame, *, dataset: str) -> Figure:
         renderer = figure.canvas.get_renderer()
         for axes, column in zip(panels, ("thop MACs (G)", "Latency (ms)")):
             shown = points[np.isfinite(points[column].to_numpy(dtype=float)) & (points[column] > 0)]
+            labels = list(shown["Method"])
             if axes is panels[-1] and column == "Latency (ms)":
-                shown = shown[shown["runtime"] == sorted({r for r in points["runtime"] if r})[0]]
+                shown = shown[shown["runtime"] == _shown_runtime(points)]
+                labels = [name + (" (!)" if timing else "") for name, timing in zip(shown["Method"], shown["timing"],
+                                                                                     strict=True)]
             _place_labels(axes, shown[column].to_numpy(dtype=float), shown["Mean error (mm)"].to_numpy(dtype=float),
-                          list(shown["Method"]), renderer)
+                          labels, renderer)
     return figure
