@@ -25,7 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["JointTable", "TableFileError", "read_joint_table"]
+__all__ = ["JointTable", "TableFileError", "read_joint_table", "read_text"]
 
 
 class TableFileError(ValueError):
@@ -80,7 +80,7 @@ def read_joint_table(
     or binary file, a wrong number of values, a token that is not a number, nan or inf.
     """
     path = Path(path)
-    lines = _text(path, error).split("\n")
+    lines = read_text(path, error).split("\n")
     end = len(lines)
     while end and _blank(lines[end - 1]):  # trailing blank lines are no frames
         end -= 1
@@ -126,12 +126,13 @@ def _blank(line: str) -> bool:
     return not line or line.isspace()
 
 
-def _text(path: Path, error: type[TableFileError]) -> str:
-    """The file's text with ``\\n`` line ends, refusing unreadable, binary or non-UTF-8 files."""
+def read_text(path: Path, error: type[TableFileError] = TableFileError, *, what: str = "") -> str:
+    """The file's text with ``\\n`` line ends, refusing unreadable, binary or non-UTF-8 files (``error``
+    names the file and line; ``what``: the kind of file, e.g. "centre file", in the unreadable message)."""
     try:
         raw = path.read_bytes()
     except OSError as caught:
-        raise error(path, f"cannot read: {caught.strerror or caught}") from None
+        raise error(path, f"cannot read{' ' + what if what else ''}: {caught.strerror or caught}") from None
     if b"\x00" in raw:
         raise error(path, "binary content (NUL bytes): not a text file")
     try:

@@ -121,18 +121,9 @@ def read_center_file(
 
 def _text_lines(path: Path) -> list[str]:
     """The lines of a text file without trailing blank ones; unreadable, binary or non-UTF-8 files refused."""
-    try:
-        raw = path.read_bytes()
-    except OSError as error:
-        raise DatasetError(path, f"cannot read centre file: {error.strerror or error}") from None
-    if b"\x00" in raw:
-        raise DatasetError(path, "binary content (NUL bytes), expected a text centre file")
-    try:
-        text = raw.decode("utf-8-sig")
-    except UnicodeDecodeError as error:
-        line = raw[: error.start].count(b"\n") + 1
-        raise DatasetError(path, "not UTF-8 text, expected a text centre file", line=line) from None
-    lines = text.splitlines()
+    from hpbench.jointtable import read_text
+
+    lines = read_text(path, DatasetError, what="centre file").split("\n")
     while lines and not lines[-1].strip():
         lines.pop()
     return lines
