@@ -323,7 +323,9 @@ def _model_problem(name: str) -> str | None:
     except UnknownNameError as error:
         return str(error) if COMBINATION_SEPARATOR not in name else f"model {name!r}: {error}"
     if COMBINATION_SEPARATOR in name and name not in models:
-        problem = _backbone_problem(name.partition(COMBINATION_SEPARATOR)[2])
+        from hpbench.models.backbones import backbone_problem
+
+        problem = backbone_problem(name.partition(COMBINATION_SEPARATOR)[2])
         if problem:
             return f"model {name!r}: {problem}"
     try:
@@ -331,25 +333,6 @@ def _model_problem(name: str) -> str | None:
     except CardError as error:
         return f"{error} (models with cards: {', '.join(card_names())})" if "has no card" in str(error) else str(error)
     return None
-
-
-def _backbone_problem(backbone: str) -> str | None:
-    """Why ``backbone`` is no backbone, or None: hpbench.models.backbones.create_backbone's rule (a registered
-    backbone, else a timm model name), checked without building it."""
-    import difflib
-
-    from hpbench.models._registry import backbones
-
-    if backbone in backbones:
-        return None
-    import timm
-
-    if timm.is_model(backbone):
-        return None
-    close = difflib.get_close_matches(backbone, [*backbones.names(), *timm.list_models()], n=5, cutoff=0.6)
-    hint = f"; did you mean {', '.join(close)}?" if close else ""
-    return (f"unknown backbone {backbone!r}{hint} (registered backbones: {', '.join(backbones.names()) or 'none'}; "
-            "or any timm model name)")
 
 
 def check_device(device: str) -> None:

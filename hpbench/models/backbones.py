@@ -20,7 +20,7 @@ from torch import Tensor, nn
 from hpbench.models import _registry
 from hpbench.registry import UnknownNameError
 
-__all__ = ["FeatureExtractor", "create_backbone", "timm_backbone"]
+__all__ = ["FeatureExtractor", "backbone_problem", "create_backbone", "timm_backbone"]
 
 
 class FeatureExtractor(nn.Module):
@@ -75,6 +75,21 @@ def timm_backbone(
     return FeatureExtractor(body, channels=info.channels(), strides=info.reduction(), in_chans=in_chans)
 
 
+def backbone_problem(name: str) -> str | None:
+    """Why ``name`` is no backbone (with close matches), or None: a registered backbone, else a timm model
+    name (pretrained tags such as resnet50.a1_in1k included; weights stay local). Checked without building."""
+    if name in _registry.backbones:
+        return None
+    import timm
+
+    if timm.is_model(name):
+        return None
+    close = difflib.get_close_matches(name, [*_registry.backbones.names(), *timm.list_models()], n=5, cutoff=0.6)
+    hint = f"; did you mean {', '.join(close)}?" if close else ""
+    registered = ", ".join(_registry.backbones.names()) or "none"
+    return f"unknown backbone {name!r}{hint} (registered backbones: {registered}; or any timm model name)"
+
+
 def create_backbone(
     name: str,
     *,
@@ -87,13 +102,9 @@ def create_backbone(
         builder: Callable[..., nn.Module] = _registry.backbones.get(name)
         backbone = builder(in_chans=in_chans, output_stride=output_stride, pretrained_path=pretrained_path)
     else:
-        import timm
-
-        if not timm.is_model(name):  # accepts pretrained tags (resnet50.a1_in1k); weights stay local
-            known = [*_registry.backbones.names(), *timm.list_models()]
-            close = difflib.get_close_matches(name, known, n=5, cutoff=0.6)
-            hint = f"; did you mean {', '.join(close)}?" if close else ""
-            raise UnknownNameError(f"unknown backbone {name!r}{hint} (registered backbones or timm model names)")
+        problem = backbone_problem(name)
+        if problem:
+            raise UnknownNameError(problem)
         backbone = timm_backbone(
             name, in_chans=in_chans, output_stride=output_stride, pretrained_path=pretrained_path
         )
