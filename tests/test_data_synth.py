@@ -184,6 +184,24 @@ def test_ensure_synthetic_reuses_a_finished_root(tmp_path):
     assert len(open_split("synth", "train", data_root=root)) == 5
 
 
+def test_scoring_renders_only_the_test_split_and_its_frames_equal_a_full_renders(tmp_path, monkeypatch):
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    monkeypatch.delenv("HPBENCH_SYNTH_ROOT", raising=False)
+    test_only = ensure_synthetic("synth", frames=6, test_frames=3, seed=4, test_only=True)
+    assert test_only.name == "synth-test3-s4"
+    assert not (test_only / "Training").exists()  # no train split rendered
+    full = ensure_synthetic("synth", tmp_path / "full", frames=6, test_frames=3, seed=4)
+    for name in ("test_seq_1.txt", "center_test_refined.txt"):
+        found = sorted(test_only.rglob(name))
+        assert found and found[0].read_bytes() == next(full.rglob(name)).read_bytes()
+    for image in sorted((full / "Testing").rglob("*.png")):
+        assert (test_only / image.relative_to(full)).read_bytes() == image.read_bytes()
+    # a full render serves a later test-only use: nothing rendered again
+    cached = tmp_path / "home" / ".cache" / "hpbench" / "synth-6-3-s4"
+    assert ensure_synthetic("synth", frames=6, test_frames=3, seed=4) == cached
+    assert ensure_synthetic("synth", frames=6, test_frames=3, seed=4, test_only=True) == cached
+
+
 def test_refuses_to_overwrite_a_folder_that_is_not_synthetic(tmp_path):
     (tmp_path / "Training").mkdir()
     (tmp_path / "Training" / "labels.txt").write_text("real data\n")
