@@ -142,7 +142,7 @@ def _pairs_in_graph(root: nn.Module, graph: torch.fx.Graph) -> list[tuple[str, s
     for target, nodes in calls.items():
         if not isinstance(modules.get(target), _NORMS):
             continue
-        sources = {n.args[0].target if isinstance(n.args[0], torch.fx.Node) and n.args[0].op == "call_module" else None for n in nodes}
+        sources = {_called_module(n.args[0]) if n.args else None for n in nodes}
         if len(sources) != 1 or None in sources:
             continue
         conv_name = sources.pop()
@@ -154,6 +154,11 @@ def _pairs_in_graph(root: nn.Module, graph: torch.fx.Graph) -> list[tuple[str, s
         if conv_ok and bn_ok and conv_name not in candidates.values():
             candidates[target] = conv_name
     return [(conv, bn) for bn, conv in candidates.items()]
+
+
+def _called_module(node: object) -> str | None:
+    """The module a graph node calls, or None when the node is not a module call."""
+    return node.target if isinstance(node, torch.fx.Node) and node.op == "call_module" else None
 
 
 def _foldable(conv: nn.Module, bn: nn.Module) -> bool:
@@ -226,7 +231,9 @@ def _make_channels_last(model: nn.Module) -> None:
 
 
 @torch.inference_mode()
-def _compare_layouts(model: nn.Module, example_input: Tensor, *, rounds: int = 5, calls: int = 3) -> tuple[float, float]:
+def _compare_layouts(
+    model: nn.Module, example_input: Tensor, *, rounds: int = 5, calls: int = 3
+) -> tuple[float, float]:
     """Median ms per call of ``model`` as is and in channels_last, interleaved A/B rounds."""
     candidate = copy.deepcopy(model)
     _make_channels_last(candidate)

@@ -8,7 +8,7 @@ from torch import nn
 
 import hpbench
 from hpbench.cards import load_card
-from hpbench.fuse import FuseReport, fold_batchnorms, fuse_for_inference, fuse_with_report
+from hpbench.fuse import FuseReport, channels_last_input, fold_batchnorms, fuse_for_inference, fuse_with_report
 
 MODELS = hpbench.list_models()
 NORMS = (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d)
@@ -149,3 +149,16 @@ def test_an_untraceable_forward_is_searched_child_by_child():
 def test_bad_channels_last_value_is_rejected():
     with pytest.raises(ValueError, match="channels_last"):
         fuse_for_inference(nn.Identity(), channels_last="yes")
+
+
+def test_a_channels_last_copy_runs_its_maps_in_nhwc_even_from_a_one_channel_nchw_input():
+    depth = torch.rand(2, 1, 16, 16)
+    restrided = channels_last_input(depth)
+    assert restrided.stride(1) == 1 and torch.equal(restrided, depth)
+    model = nn.Sequential(nn.Conv2d(1, 4, 3), nn.BatchNorm2d(4), nn.ReLU()).eval()
+    fused = fuse_for_inference(model, channels_last=True)
+    seen = []
+    fused[0].register_forward_hook(lambda module, args, out: seen.append(out.stride(1)))
+    with torch.no_grad():
+        torch.testing.assert_close(fused(depth), model(depth))
+    assert seen == [1]  # the convolution's output is NHWC

@@ -167,6 +167,28 @@ def test_separable_attention_cost_is_linear_in_tokens_and_mhsa_is_not():
     assert block_ratio == pytest.approx(2.0, rel=0.05)
 
 
+def test_attention_blocks_give_the_same_result_on_channels_last_maps():
+    """Ours runs in channels_last, where tokens are a free view; NCHW maps (a copy) give the same result."""
+    torch.manual_seed(0)
+    x = torch.randn(2, 8, 3, 5, dtype=torch.double)
+    for attention in (SeparableSelfAttention(8).double(), MultiHeadSelfAttention(8, heads=2).double()):
+        expected = attention(x)
+        torch.testing.assert_close(attention(x.contiguous(memory_format=torch.channels_last)), expected)
+
+
+@pytest.mark.parametrize("name", ["ours", "ours-mhsa"])
+def test_channels_last_forward_is_the_same_function_as_nchw(name):
+    torch.manual_seed(0)
+    model = hpbench.create_model(name, num_joints=14).eval()
+    depth = torch.rand(2, 1, 128, 128) * 2 - 1
+    assert model.channels_last  # the default: NHWC maps are much faster on a CPU (see Ours.__init__)
+    with torch.no_grad():
+        fast = model(depth)
+        model.channels_last = False
+        plain = model(depth)
+    torch.testing.assert_close(fast, plain, rtol=1e-5, atol=1e-5 * plain.abs().max().item())
+
+
 # --- soft-argmax and the unified head's fusion -------------------------------------------
 
 
