@@ -14,6 +14,7 @@ from typing import Annotated
 import typer
 
 from hpbench._console import OneLineOSErrors, console as _console, fail as _fail, print_refused
+from hpbench.cli_bench import register_bench_command
 from hpbench.cli_centers import register_centers_command
 from hpbench.cli_data import register_data_commands
 from hpbench.cli_options import (
@@ -194,6 +195,7 @@ def profile_command(
 
 register_data_commands(app)  # synth, throughput: hpbench/cli_data.py
 register_centers_command(app)  # centers: hpbench/cli_centers.py
+register_bench_command(app)  # bench: hpbench/cli_bench.py
 
 
 @app.command("run", short_help="Train, evaluate, profile and report models on a dataset.")
