@@ -214,9 +214,13 @@ def _panel(axes: Axes, points: pd.DataFrame, column: str, xlabel: str, colors: d
     for (_, point), on_front in zip(drawn.iterrows(), front, strict=True):
         marker = _KINDS[_kind(point)][0]
         quick = point["schedule"] == QUICK
-        axes.scatter([point[column]], [point["Mean error (mm)"]], s=22, marker="x" if quick else marker, zorder=3,
-                     facecolors=colors[point["Model"]],
-                     edgecolors="black" if on_front else "none", linewidths=0.6)
+        if quick:  # a smoke-schedule row: a cross, never on the frontier (an unfilled marker has no edge)
+            axes.scatter([point[column]], [point["Mean error (mm)"]], s=22, marker="x", zorder=3,
+                         color=colors[point["Model"]], linewidths=0.9)
+        else:
+            axes.scatter([point[column]], [point["Mean error (mm)"]], s=22, marker=marker, zorder=3,
+                         facecolors=colors[point["Model"]], edgecolors="black" if on_front else "none",
+                         linewidths=0.6)
     from matplotlib.ticker import NullFormatter
 
     axes.set_xscale("log")
