@@ -113,4 +113,4 @@ def test_the_shipped_ours_beats_the_mean_pose_floor_on_fresh_synthetic_hands(tmp
     camera = get_dataset("synth").camera
     floor_mm = metrics.joint_errors_mm(camera.uvd_to_xyz(cache.transform.to_image(mean_pose)),
                                        camera.uvd_to_xyz(cache.uvd)).mean()
-    assert score.mean_error_mm < 0.6 * floor_mm, (score.mean_error_mm, floor_mm)  # measured: 17.9 vs 48.5 mm
+    assert score.mean_error_mm < 0.6 * floor_mm, (score.mean_error_mm, floor_mm)  # measured: 20.7 vs 48.5 mm
