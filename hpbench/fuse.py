@@ -232,14 +232,20 @@ def _make_channels_last(model: nn.Module) -> None:
 
 @torch.inference_mode()
 def _compare_layouts(
-    model: nn.Module, example_input: Tensor, *, rounds: int = 5, calls: int = 3
+    model: nn.Module, example_input: Tensor, *, rounds: int = 5, calls: int = 3, budget_s: float = 2.0
 ) -> tuple[float, float]:
-    """Median ms per call of ``model`` as is and in channels_last, interleaved A/B rounds."""
+    """Median ms per call of ``model`` as is and in channels_last, interleaved A/B rounds: at most ``rounds``
+    of ``calls`` each, fewer when the warm-up says they would take longer than ``budget_s`` seconds (one
+    round of one call at least)."""
     candidate = copy.deepcopy(model)
     _make_channels_last(candidate)
     times: dict[int, list[float]] = {0: [], 1: []}
+    start = time.perf_counter()
     for m in (model, candidate):
         m(example_input)  # warm-up
+    pair_s = time.perf_counter() - start  # one call of each layout
+    calls = max(1, min(calls, int(budget_s / max(pair_s * rounds, 1e-9))))
+    rounds = max(1, min(rounds, int(budget_s / max(pair_s * calls, 1e-9))))
     for _ in range(rounds):
         for key, m in enumerate((model, candidate)):
             start = time.perf_counter()

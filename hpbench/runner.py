@@ -423,12 +423,13 @@ def _write_profile(run_dir: RunDir, name: str, dataset: DatasetSpec, threads: in
     """Parameters, MACs and a short latency measurement of model ``name`` with ``marks`` (protocol,
     schedule), to profile.csv: one runtime, eager PyTorch on :func:`hpbench.fuse.fuse_for_inference`'s
     model (named in the rows), so that a report has one latency per model (``hpbench profile`` for more)."""
-    from hpbench.latency import Runtime
+    from hpbench.latency import Budget, Runtime
     from hpbench.profile import profile_models, profile_rows
     from hpbench.results import write_results
 
-    profiles = profile_models([name], dataset=dataset.name, threads=threads, runtimes=(Runtime.FUSED,), rounds=1,
-                              min_run_time_s=0.5, throughput_batch=0, fvcore=False, onnxruntime=False)
+    short = Budget(seconds=2.0, samples=10, min_samples=3, rounds=1, repeat=False)  # a glance; figures say if unreliable
+    profiles = profile_models([name], dataset=dataset.name, threads=threads, runtimes=(Runtime.FUSED,), budget=short,
+                              sweep=False, fvcore=False, onnxruntime=False)
     rows = profile_rows(profiles)
     for key, value in marks.items():
         rows[key] = value
