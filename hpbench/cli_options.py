@@ -146,7 +146,9 @@ ReportPathsArgument = Annotated[list[Path], typer.Argument(
     help="Prediction files (.txt), results files (.csv) or folders of them.")]
 ReportOutOption = Annotated[Path, typer.Option("--out", "-o", help="Output folder.")]
 FormatsOption = Annotated[str, typer.Option("--format", help="Comma-separated: latex, markdown, csv.")]
-FiguresOption = Annotated[bool, typer.Option("--figures/--no-figures", help="Write curve and bar figures.")]
+FiguresOption = Annotated[bool, typer.Option(
+    "--figures/--no-figures",
+    help="Write the figures (success-rate curve, per-joint bars and distributions, error against cost).")]
 PaperOption = Annotated[bool, typer.Option("--paper", help="Also the seed paper's Table 1/2 layout, quoted next to "
                                                           "measured, with footnotes where its figures are wrong.")]
 MethodsOption = Annotated[str | None, typer.Option(

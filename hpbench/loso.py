@@ -41,7 +41,8 @@ if TYPE_CHECKING:
     from hpbench.runparts import ModelRun, RunSettings
     from hpbench.scoring import Score
 
-__all__ = ["FOLDS_DIR", "FOLDS_JSON", "FoldResult", "LosoResult", "Subjects", "loso_protocol", "run_loso", "subject_crop", "subjects"]
+__all__ = ["FOLDS_DIR", "FOLDS_JSON", "FoldResult", "LosoResult", "Subjects", "loso_protocol", "run_loso",
+           "subject_crop", "subjects"]
 
 FOLDS_JSON = "folds.json"
 """Per-fold errors, beside the combined predictions."""
@@ -91,7 +92,8 @@ class LosoResult:
             notes = (f"{plural(len(self.folds), 'fold')} ({self.folds[0].subject}..{self.folds[-1].subject}): "
                      f"{min(errors):.2f}-{max(errors):.2f} mm per held-out subject, cube "
                      + (f"{cubes[0]:g}" if len(cubes) == 1 else f"{cubes[0]:g}-{cubes[-1]:g}") + " mm"
-                     + (f"; reused finished {', '.join(reused)}" if reused else "") + f"; per fold: {self.run_dir.path / FOLDS_JSON}",)
+                     + (f"; reused finished {', '.join(reused)}" if reused else "")
+                     + f"; per fold: {self.run_dir.path / FOLDS_JSON}",)
         return ModelRun(model=self.model, run_dir=self.run_dir, mean_error_mm=self.mean_error_mm, error=self.error,
                         notes=notes, refused=self.refused)
 
@@ -161,9 +163,9 @@ def run_loso(card: str, dataset: DatasetSpec, seed: int, settings: RunSettings, 
     finished folds and resumes an interrupted one from its checkpoints; ``settings.overwrite`` trains
     the folds run now again; without either, a fold folder holding an earlier run is refused.
     Centre files come from ``settings.centers`` (``--centers``, a folder) or the data root. A card
-    without a protocol for the dataset, or whose protocol is not leave-one-subject-out, raises (CardError / ValueError, one line)
-    before any work. A fold's failure stops the run: its traceback goes to the fold's error.txt and
-    the returned result carries the one-line message.
+    without a protocol for the dataset, or whose protocol is not leave-one-subject-out, raises (CardError /
+    ValueError, one line) before any work. A fold's failure stops the run: its traceback goes to the fold's
+    error.txt and the returned result carries the one-line message.
     """
     from hpbench.runparts import load_registered_card, resolve_data_root, torch_threads
 
@@ -176,7 +178,8 @@ def run_loso(card: str, dataset: DatasetSpec, seed: int, settings: RunSettings, 
     if any(not 0 <= k < len(names) for k in chosen):
         raise ValueError(f"folds must be in 0..{len(names) - 1} ({', '.join(names)}), got {list(folds or [])}")
     top = RunDir.of(results_dir, dataset.name, card, seed)
-    job = _Job(card=load_registered_card(card), protocol=protocol, dataset=dataset, seed=seed, settings=settings, top=top,
+    job = _Job(card=load_registered_card(card), protocol=protocol, dataset=dataset, seed=seed, settings=settings,
+               top=top,
                data_root=resolve_data_root(dataset, settings, seed=seed, progress=progress), centers=settings.centers,
                progress=progress, echo=echo)
     done: dict[int, FoldResult] = {}
@@ -470,7 +473,8 @@ def _combine(job: _Job, folds: Sequence[FoldResult]) -> Score:
              for f in folds], indent=1))
         job.top.write_config({"model": job.card.name, "dataset": spec.name, "seed": job.seed,
                               "protocol": job.protocol.origin, "folds": [f.subject for f in folds],
-                              "fold_dirs": f"{FOLDS_DIR}/<subject>", "order": "subjects in order, frames in label order"})
+                              "fold_dirs": f"{FOLDS_DIR}/<subject>",
+                              "order": "subjects in order, frames in label order"})
     return score
 
 

@@ -11,8 +11,9 @@ Metric vocabulary (unit in brackets):
 - ``auc_max`` / ``auc_mean`` [fraction]: area under that curve over 0..80 mm, / 80.
 - cost rows (split ``profile``, see ``hpbench.profile``): ``params`` [count];
   ``macs`` [GMAC] per MAC ``counter``; ``latency_median`` / ``latency_p10`` /
-  ``latency_p90`` [ms] and ``latency_spread`` [fraction] with the timing method in
-  ``counter``; ``throughput`` [samples/s].
+  ``latency_p90`` [ms] (batch 1) and ``latency_spread`` [fraction] with the runtime and
+  timing method in ``counter`` and "reliable" or "unreliable: reasons" in ``source``;
+  ``throughput`` [samples/s] per ``batch``; ``peak_memory`` [MB] of the first call.
 """
 
 from __future__ import annotations
