@@ -254,3 +254,12 @@ def test_report_cli_writes_the_paper_layout_and_limits_figures_to_named_methods(
     bad = CliRunner().invoke(app, ["report", str(source), "--out", str(tmp_path / "out2"), "--methods", "nope"])
     assert bad.exit_code != 0 and "unknown method(s) for the figures: nope" in bad.output
     assert "Traceback" not in bad.output
+
+
+def test_cost_legend_explains_smoke_schedule_crosses_and_only_drawn_kinds():
+    rows = rows_of({"ours": 30.0, "trinet": 80.0}, dataset="synth",
+                   costs={"ours": (181_819, 0.273), "trinet": (7_808_953, 13.436)},
+                   extra={"ours": {"schedule": "quick"}, "trinet": {"schedule": "quick"}})
+    figure = cost_figure(cost_points(rows, dataset="synth"), dataset="synth")
+    labels = [text.get_text() for legend in figure.legends for text in legend.get_texts()]
+    assert labels == ["smoke schedule (--quick), never on the frontier", "Pareto frontier"]

@@ -252,8 +252,10 @@ def cost_figure(points: pd.DataFrame, *, dataset: str) -> Figure:
     latency = np.isfinite(points["Latency (ms)"].to_numpy(dtype=float)).any()
     styles = method_styles(len(points))
     colors = {model: style["color"] for model, style in zip(points["Model"], styles, strict=True)}
-    kinds = sorted({_kind(point) for _, point in points.iterrows()})
-    labels = [_KINDS[k][1] for k in kinds] + ["Pareto frontier"]
+    quick = points["schedule"] == QUICK
+    kinds = sorted({_kind(point) for _, point in points[~quick].iterrows()})
+    labels = [_KINDS[k][1] for k in kinds] + (["smoke schedule (--quick), never on the frontier"] if quick.any()
+                                              else []) + ["Pareto frontier"]
     width = DOUBLE_COLUMN_IN if latency else SINGLE_COLUMN_IN
     columns = _legend_columns(labels, width)
     with _style_context():
@@ -268,6 +270,8 @@ def cost_figure(points: pd.DataFrame, *, dataset: str) -> Figure:
             flagged = timed["timing"].astype(bool).any()
             panels[1].set_title(runtime + ("\n(!) timing flagged unreliable (busy machine)" if flagged else ""))
         handles = [Line2D([], [], marker=_KINDS[k][0], linestyle="", color="0.3", markersize=4) for k in kinds]
+        if quick.any():
+            handles.append(Line2D([], [], marker="x", linestyle="", color="0.3", markersize=4))
         handles.append(Line2D([], [], color="0.55", linestyle="--", linewidth=0.8))
         figure.legend(handles, labels, loc="outside lower center", ncols=columns, frameon=False)
         figure.suptitle(f"{dataset.upper()}: error against cost")
