@@ -9,12 +9,15 @@ if TYPE_CHECKING:
     from hpbench.fuse import FuseReport, fuse_for_inference, fuse_with_report
     from hpbench.models import create_model, list_models, register_model
 
+from hpbench.allocator import keep_freed_memory
+
 __all__ = [
     "FuseReport",
     "__version__",
     "create_model",
     "fuse_for_inference",
     "fuse_with_report",
+    "keep_freed_memory",
     "list_models",
     "register_model",
 ]

@@ -374,6 +374,9 @@ def sweep_command(
 
 def main() -> None:
     """Console-script entry point."""
+    from hpbench.allocator import keep_freed_memory
+
+    keep_freed_memory()
     try:
         app()
     except KeyboardInterrupt:

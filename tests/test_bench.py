@@ -11,8 +11,9 @@ import pytest
 from typer.testing import CliRunner
 
 from hpbench.bench import (
-    BAR_FLOOR, BAR_REPORT, BAR_SPEEDUP, LAYOUTS, MARKER_END, MARKER_START, Bar, BenchResult, GemmRate,
-    InferenceRatios, LayoutRate, Machine, ModelLatency, ReportVsPandas, TrainingThroughput, bars, bench_rows,
+    BAR_FLOOR, BAR_REPORT, BAR_SPEEDUP, BAR_TRAINING, MARKER_END, MARKER_START, Bar, BenchResult, GemmRate,
+    InferenceRatios, Machine, ModelLatency, ReportVsPandas, SETUPS, SetupRate, TrainingThroughput, as_before, bars,
+    bench_rows,
     gemm_macs, gemm_rate, mac_floor_ms, performance_table, replace_between_markers, report_vs_pandas,
     training_throughput, write_performance_table,
 )
@@ -73,8 +74,8 @@ def _result(*, report: ReportVsPandas | None = None) -> BenchResult:
     if report is None:
         report = ReportVsPandas(files=26, report_s=4.0, pandas_s=1.0, rounds=3, report_all_s=(4.0, 4.1, 4.2),
                                 pandas_all_s=(1.0, 1.1, 1.0), machine=QUIET)
-    training = TrainingThroughput("ours", 8, 2, 2, layouts=(LayoutRate("nchw", 4.0, (4.0, 4.1, 3.9), 0.5),
-                                                            LayoutRate("channels_last", 6.0, (6.0, 6.1, 5.9), 0.5)),
+    training = TrainingThroughput("ours", 8, 2, 2, setups=(SetupRate("before", 4.0, (4.0, 4.1, 3.9), 0.5, 0.4),
+                                                           SetupRate("after", 9.0, (9.0, 9.1, 8.9), 0.5, 0.4)),
                                   loss_difference=0.0, machine=QUIET)
     return BenchResult("ours", ("trinet",), 2, gemm, inference, report, training, seconds=100.0, date="2026-12-03")
 
@@ -90,8 +91,8 @@ def test_bars_are_the_ratios_by_hand():
     assert floor.value == pytest.approx(2.0) and floor.bar == BAR_FLOOR and floor.verdict == "PASS"
     report = found["hpbench report / pandas read"]
     assert report.value == pytest.approx(4.0) and report.bar == BAR_REPORT and report.verdict == "MISS"
-    training = found["training ours batch 8: channels_last / nchw"]
-    assert training.value == pytest.approx(1.5) and training.verdict == "-"
+    training = found["training ours batch 8: after / before"]  # 9 / 4 crops/s
+    assert training.value == pytest.approx(2.25) and training.bar == BAR_TRAINING == 2.0 and training.verdict == "PASS"
 
 
 def test_rows_carry_metrics_units_and_reliability():
@@ -148,13 +149,24 @@ def test_missing_handpose_eval_is_a_stated_skip(tmp_path: Path):
     assert "missing" in report_vs_pandas([tmp_path / "gone.txt"]).skipped
 
 
-def test_training_layouts_start_alike(one_thread):
+def test_training_setups_start_alike_in_their_own_processes():
     result = training_throughput("tinycnn", batch=2, steps=1, rounds=1, threads=1, seconds=0.0)
-    assert tuple(rate.layout for rate in result.layouts) == LAYOUTS
-    assert all(len(rate.rounds) == 1 and rate.unit == "crops/s" for rate in result.layouts)
+    assert tuple(rate.setup for rate in result.setups) == SETUPS, result.skipped
+    assert all(len(rate.rounds) == 1 and rate.unit == "crops/s" for rate in result.setups)
     assert result.loss_difference is not None and result.loss_difference < 1e-4  # same weights, same batch
     assert "one round" in "; ".join(result.reasons)  # a single round is said
-    assert training_throughput("no-such-model").skipped.startswith("training throughput skipped:")
+    unknown = training_throughput("no-such-model")  # the worker's failure comes back as words
+    assert unknown.skipped.startswith("training throughput skipped: before:") and "no-such-model" in unknown.skipped
+
+
+def test_the_before_setup_is_the_issues_model():
+    import hpbench
+
+    net = as_before(hpbench.create_model("ours", num_joints=14))
+    assert net.channels_last is False
+    ghosts = [m for m in net.modules() if hasattr(m, "dense_grad")]
+    assert len(ghosts) > 10 and not any(m.dense_grad for m in ghosts)
+
 
 
 def test_command_on_tiny_settings(tmp_path: Path):
@@ -171,7 +183,7 @@ def test_command_on_tiny_settings(tmp_path: Path):
     rows = pd.read_csv(out)
     assert {"gemm_rate", "macs", "mac_floor", "latency_median", "train_throughput", "ratio"} <= set(rows["metric"])
     assert "report_time" not in set(rows["metric"])  # skipped, not invented
-    assert set(rows[rows["metric"] == "train_throughput"]["counter"]) == set(LAYOUTS)
+    assert set(rows[rows["metric"] == "train_throughput"]["counter"]) == set(SETUPS)
     written = readme.read_bytes().decode("utf-8")
     assert written.startswith(TEXT.split(MARKER_START)[0]) and written.endswith(TEXT.split(MARKER_END)[1])
     assert "| tinycnn best runtime / MAC floor |" in written

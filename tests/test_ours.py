@@ -92,6 +92,28 @@ def test_ghost_module_outputs_and_parameter_formula(c_in, c_out):
     assert ghost_module(c_in, c_out, relu=False)(torch.randn(2, c_in, 9, 11)).min() < 0
 
 
+def test_ghost_concatenation_gives_dense_gradients_and_the_same_ones():
+    """Plain cat hands channels_last maps strided gradient slices (a slow BatchNorm backward on the CPU); the
+    dense-gradient cat hands dense ones, with the same values, in training only."""
+    torch.manual_seed(0)
+    module = ghost_module(8, 16, relu=False).train()  # no ReLU: BN's output goes straight into the cat
+    x = torch.randn(2, 8, 6, 6).contiguous(memory_format=torch.channels_last)
+    received = []
+    module.primary_conv[1].register_full_backward_hook(lambda _m, _gi, go: received.append(go[0]))
+    weights = torch.randn(2, 16, 6, 6)
+
+    def grads(dense: bool) -> list[torch.Tensor]:
+        module.dense_grad = dense
+        module.zero_grad()
+        (module(x) * weights).sum().backward()
+        return [p.grad.clone() for p in module.parameters()]
+
+    plain, dense = grads(False), grads(True)
+    assert not received[0].is_contiguous(memory_format=torch.channels_last)  # the slow case exists
+    assert received[1].is_contiguous(memory_format=torch.channels_last)
+    assert all(torch.allclose(a, b, rtol=1e-5, atol=1e-5) for a, b in zip(plain, dense, strict=True))  # rounding
+
+
 def test_ghost_residual_block_shapes_and_shortcuts():
     same = GhostResidual(16, 16)
     assert isinstance(same.shortcut, torch.nn.Identity)
