@@ -657,7 +657,9 @@ def bars(result: BenchResult) -> tuple[Bar, ...]:
     training = result.training
     detail = ""
     if training.setups:
-        detail = ", ".join(f"{r.setup} {r.crops_per_s:.3g}" for r in training.setups) + " crops/s"
+        steps = 1 + training.steps * len(training.setups[0].rounds)
+        detail = (", ".join(f"{r.setup} {r.crops_per_s:.3g}" for r in training.setups) + " crops/s; loss after "
+                  f"{steps} steps " + " / ".join(f"{r.last_loss:.4g}" for r in training.setups))
     out.append(Bar(f"training {training.model} batch {training.batch}: {SETUPS[1]} / {SETUPS[0]}",
                    training.speedup, BAR_TRAINING, ">=", reasons=training.reasons, skipped=training.skipped,
                    detail=detail))
@@ -757,7 +759,7 @@ def write_performance_table(path: str | os.PathLike[str], body: str) -> bool:
 
 def run_bench(models: Sequence[str] = ("ours", "trinet"), *, threads: int = 2, seconds: float = 6.0,
               runtimes: Sequence[Runtime] | None = None, eval_dir: str | os.PathLike[str] | None = None,
-              files: Sequence[Path] | None = None, train_steps: int = 2, train_batch: int = 8,
+              files: Sequence[Path] | None = None, train_steps: int = 5, train_batch: int = 8,
               progress: Callable[[str], None] | None = None) -> BenchResult:
     """Every measurement of :func:`bars`: the first of ``models`` is the candidate, the others references.
     ``seconds``: the budget of each timed item (a model in a runtime; the GEMM, timed before and after the
@@ -777,8 +779,8 @@ def run_bench(models: Sequence[str] = ("ours", "trinet"), *, threads: int = 2, s
     report = report_vs_pandas(files, eval_dir=eval_dir, seconds=8 * seconds, threads=threads, progress=progress)
     if report.skipped and progress:
         progress(report.skipped)
-    training = training_throughput(models[0], train_batch, train_steps, threads=threads, seconds=8 * seconds,
-                                   progress=progress)
+    training = training_throughput(models[0], train_batch, train_steps, rounds=10, threads=threads,
+                                   seconds=8 * seconds, progress=progress)
     return BenchResult(candidate=models[0], references=tuple(models[1:]), threads=threads, gemm=gemm,
                        inference=inference, report=report, training=training, seconds=time.perf_counter() - begin,
                        gemm_rates=(before.gmac_per_s, after.gmac_per_s))

@@ -27,7 +27,7 @@ BenchReadmeOption = Annotated[Optional[Path], typer.Option(
 BenchRuntimesOption = Annotated[Optional[str], typer.Option(
     "--runtimes", help="Comma-separated: eager, fused, compile, onnx, ... as hpbench profile takes them. Default: "
                        "eager,fused and onnx when onnxruntime is installed.")]
-TrainStepsOption = Annotated[int, typer.Option(min=1, help="Training steps per layout and round.")]
+TrainStepsOption = Annotated[int, typer.Option(min=1, help="Training steps per setup (before, after) and round.")]
 
 
 def bench_command(
@@ -38,11 +38,11 @@ def bench_command(
     out: BenchOutOption = None,
     readme: BenchReadmeOption = None,
     eval_dir: EvalDirOption = None,
-    train_steps: TrainStepsOption = 2,
+    train_steps: TrainStepsOption = 5,
 ) -> None:
     """Measure side by side, in one run: reference / candidate latency per runtime, the candidate against its
     MAC floor (a GEMM timed in the same run), hpbench report against a pandas read of the same files, and
-    training crops/s in two layouts. Prints each ratio with its bar and PASS/MISS."""
+    training crops/s as the issue found it and now. Prints each ratio with its bar and PASS/MISS."""
     from hpbench.bench import bars, bench_rows, performance_table, run_bench, write_performance_table
     from hpbench.cards import CardError
     from hpbench.cli_options import parse_runtime_list

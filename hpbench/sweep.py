@@ -138,8 +138,10 @@ class _RunJob(submitit.helpers.Checkpointable):
 
     def __call__(self, name: str, dataset: DatasetSpec, seed: int, settings: RunSettings,
                  results_dir: Path) -> ModelRun:
+        from hpbench.allocator import keep_freed_memory
         from hpbench.runner import run_one
 
+        keep_freed_memory()  # the job's own process (local or Slurm), as the CLI does for its own
         return run_one(name, dataset, seed, settings, results_dir=results_dir, progress=False, echo=print)
 
     def checkpoint(self, name: str, dataset: DatasetSpec, seed: int, settings: RunSettings,
