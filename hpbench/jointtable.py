@@ -80,7 +80,45 @@ def read_joint_table(
     or binary file, a wrong number of values, a token that is not a number, nan or inf.
     """
     path = Path(path)
-    lines = read_text(path, error).split("\n")
+    text = read_text(path, error)
+    body = None if header_lines else _frames_only(text)
+    if body is not None:  # every line a frame: no list of lines unless the careful pass needs one
+        numbers, header = np.arange(1, body.count("\n") + 2, dtype=np.int64), ()
+        first = body.partition("\n")[0]
+    else:
+        lines, numbers, header = _frame_lines(text, skip_blank_lines, header_lines)
+        body, first = "\n".join(lines), (lines[0] if lines else "")
+    detect = named is None
+    if named is None:
+        tokens = first.split()
+        named = bool(tokens) and not _is_number(tokens[0])
+    rows = _Rows(path, body, numbers, named, 3 * num_joints, what or f"({num_joints} joints)", error)
+    parsed = rows.parse_fast()
+    if parsed is None:  # the careful pass finds and names the first defect
+        parsed = rows.parse_checked(detect)
+    names, values = parsed
+    joints = values.reshape(len(numbers), num_joints, 3)
+    _check_finite(path, joints, numbers, error)
+    return JointTable(path=path, joints=joints, names=names, lines=numbers, header=header)
+
+
+_INNER_BLANK_LINE = re.compile(r"\n[^\S\n]*\n")  # a line of whitespace only (\s is str.isspace's set)
+
+
+def _frames_only(text: str) -> str | None:
+    """``text`` less its trailing blank lines when no other line is blank (every line a frame), else None."""
+    end = text.find("\n", len(text.rstrip()))
+    body = text if end < 0 else text[:end]
+    if _blank(body.partition("\n")[0]) or _INNER_BLANK_LINE.search(body) is not None:
+        return None  # (the last line is not blank)
+    return body
+
+
+def _frame_lines(text: str, skip_blank_lines: bool, header_lines: int,
+                 ) -> tuple[list[str], np.ndarray, tuple[tuple[int, str], ...]]:
+    """The frame lines of ``text``, their 1-based line numbers and the ``(line, text)`` header pairs before them
+    (trailing blank lines dropped; other blank lines too with ``skip_blank_lines``)."""
+    lines = text.split("\n")
     end = len(lines)
     while end and _blank(lines[end - 1]):  # trailing blank lines are no frames
         end -= 1
@@ -91,19 +129,7 @@ def read_joint_table(
         if not keep.all():
             lines, numbers = [line for line, kept in zip(lines, keep, strict=True) if kept], numbers[keep]
     header = tuple(zip(numbers[:header_lines].tolist(), lines[:header_lines], strict=True))
-    lines, numbers = lines[header_lines:], numbers[header_lines:]
-    detect = named is None
-    if named is None:
-        first = lines[0].split() if lines else []
-        named = bool(first) and not _is_number(first[0])
-    rows = _Rows(path, lines, numbers, named, 3 * num_joints, what or f"({num_joints} joints)", error)
-    parsed = rows.parse_fast()
-    if parsed is None:  # the careful pass finds and names the first defect
-        parsed = rows.parse_checked(detect)
-    names, values = parsed
-    joints = values.reshape(len(lines), num_joints, 3)
-    _check_finite(path, joints, numbers, error)
-    return JointTable(path=path, joints=joints, names=names, lines=numbers, header=header)
+    return lines[header_lines:], numbers[header_lines:], header
 
 
 def _float(token: str) -> float:
@@ -146,10 +172,11 @@ def read_text(path: Path, error: type[TableFileError] = TableFileError, *, what:
 
 @dataclass(frozen=True)
 class _Rows:
-    """The frame lines of one file and what they should hold: ``width`` numbers after a name when ``named``."""
+    """The frame lines of one file (``body``, joined by ``\\n``) and what they should hold: ``width`` numbers
+    after a name when ``named``."""
 
     path: Path
-    lines: list[str]
+    body: str
     numbers: np.ndarray
     named: bool
     width: int
@@ -160,16 +187,16 @@ class _Rows:
         """pandas' C parser for well-formed lines (~5x faster than Python); None if anything is off."""
         import pandas as pd
 
-        if not self.lines:
+        if not len(self.numbers):
             return (() if self.named else None), np.empty((0, self.width))
         try:
             frame = pd.read_csv(
-                io.BytesIO("\n".join(self.lines).encode()), sep=r"\s+", header=None, engine="c", quoting=csv.QUOTE_NONE,
+                io.BytesIO(self.body.encode()), sep=r"\s+", header=None, engine="c", quoting=csv.QUOTE_NONE,
                 skip_blank_lines=False, dtype={0: str} if self.named else None,
             )
         except (ValueError, pd.errors.ParserError):
             return None
-        if frame.shape != (len(self.lines), self.width + int(self.named)):
+        if frame.shape != (len(self.numbers), self.width + int(self.named)):
             return None
         block = frame.iloc[:, int(self.named):]
         if not all(dtype.kind in "fi" for dtype in block.dtypes):
@@ -185,8 +212,9 @@ class _Rows:
     def parse_checked(self, detected: bool) -> tuple[tuple[str, ...] | None, np.ndarray]:
         """Line-by-line parse that raises on the first defect, naming its line."""
         names: list[str] = []
-        values = np.empty((len(self.lines), self.width))
-        for index, (line, number) in enumerate(zip(self.lines, self.numbers.tolist(), strict=True)):
+        lines = self.body.split("\n") if len(self.numbers) else []
+        values = np.empty((len(lines), self.width))
+        for index, (line, number) in enumerate(zip(lines, self.numbers.tolist(), strict=True)):
             tokens = line.split()
             if not tokens:
                 raise self.error(self.path, "blank line inside the data", line=number)

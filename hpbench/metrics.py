@@ -34,7 +34,8 @@ def joint_errors_mm(pred_xyz: np.ndarray, gt_xyz: np.ndarray) -> np.ndarray:
     gt_xyz = np.asarray(gt_xyz, dtype=np.float64)
     if pred_xyz.shape != gt_xyz.shape or pred_xyz.ndim != 3 or pred_xyz.shape[-1] != 3:
         raise ValueError(f"need two (N, J, 3) arrays of one shape, got {pred_xyz.shape} and {gt_xyz.shape}")
-    return np.linalg.norm(pred_xyz - gt_xyz, axis=-1)
+    d = pred_xyz - gt_xyz  # np.linalg.norm(d, axis=-1)'s values, without its slow reduction over a 3-long axis
+    return np.sqrt(d[..., 0] * d[..., 0] + d[..., 1] * d[..., 1] + d[..., 2] * d[..., 2])
 
 
 def _checked_mask(errors: np.ndarray, mask: np.ndarray | None) -> np.ndarray:

@@ -334,6 +334,14 @@ def _best_order(pred_xyz: np.ndarray, gt_xyz: np.ndarray) -> tuple[int, ...]:
     return tuple(int(i) for i in order)
 
 
+def _order_free_bound(pred_xyz: np.ndarray, gt_xyz: np.ndarray) -> float:
+    """A lower bound of the mean distance (mm) of (n, J, 3) ``pred_xyz`` to ``gt_xyz`` under every joint order:
+    each file joint's distance from its mean position to the nearest true joint's mean position, averaged (a
+    mean of distances is at least the distance of the means, the norm being convex)."""
+    means = _distance_mm(pred_xyz.mean(axis=0)[:, None, :], gt_xyz.mean(axis=0)[None, :, :])
+    return float(means.min(axis=1).mean())
+
+
 def min_cost_assignment(cost: np.ndarray) -> np.ndarray:
     """For each row of a square ``cost`` matrix, its column in the assignment of least total cost.
 
@@ -346,6 +354,9 @@ def min_cost_assignment(cost: np.ndarray) -> np.ndarray:
     n = len(cost)
     if cost.shape != (n, n) or not np.isfinite(cost).all():
         raise ValueError(f"need a finite square cost matrix, got shape {cost.shape}")
+    nearest = cost.argmin(axis=1)
+    if len(np.unique(nearest)) == n:  # every row's least cost in its own column: no assignment costs less
+        return nearest
     # 1-based columns, column 0 a sentinel; row_of[j]: the 1-based row assigned to column j (0: none)
     u, v = np.zeros(n + 1), np.zeros(n + 1)
     row_of = np.zeros(n + 1, dtype=np.int64)
@@ -391,6 +402,8 @@ def _refuse_if_misread(
     best: tuple[float, Coords, bool, tuple[int, ...] | None] | None = None
     for coords, y_up in readings:
         world = _to_world(sample, coords, y_up, dataset)
+        if best is not None and _order_free_bound(world, sample_gt) > best[0] * (1 + 1e-6):
+            continue  # no joint order of this reading can beat the best so far: no costs, no assignment
         order = _best_order(world, sample_gt)
         for candidate in (None, order):
             if candidate is not None and candidate == tuple(range(len(candidate))):

@@ -119,8 +119,8 @@ def test_no_per_frame_errors_no_distribution_figure(tmp_path):
 
 
 def test_box_statistics_from_101_percentiles_equal_those_of_every_frame():
-    """The distribution figure hands seaborn 101 percentiles per box instead of every frame: the
-    median, quartiles and 5/95 % bounds (matplotlib's boxplot_stats, which seaborn uses) agree."""
+    """The distribution figure draws each box from 101 percentiles instead of every frame: the
+    median, quartiles and 5/95 % bounds (matplotlib's boxplot_stats, which seaborn's boxplot uses) agree."""
     from matplotlib.cbook import boxplot_stats
 
     from hpbench.report.figures import BOX_PERCENTILES

@@ -64,6 +64,14 @@ def write_report(
     Figures show ``methods`` (registry/file or display names; all in the tables regardless), by
     default at most ``figure_limit`` (:func:`figure_methods`).
     """
+    return sorted(_write_datasets(results, out_dir, formats=formats, figures=figures, paper=paper, methods=methods,
+                                  figure_limit=figure_limit, scores=scores)[0])
+
+
+def _write_datasets(results: pd.DataFrame, out_dir: Path, *, formats: Sequence[str], figures: bool, paper: bool,
+                    methods: Sequence[str] | None, figure_limit: int,
+                    scores: Sequence[Score]) -> tuple[list[Path], dict[str, pd.DataFrame]]:
+    """:func:`write_report`'s work: the files written and the summary table of each dataset (made once)."""
     unknown = [name for name in formats if name not in _SUFFIXES]
     if unknown:
         raise ValueError(f"unknown report format(s) {unknown}; known: {', '.join(FORMATS)}")
@@ -73,8 +81,9 @@ def write_report(
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     written: list[Path] = []
+    tables: dict[str, pd.DataFrame] = {}
     for dataset in datasets:
-        table = summary_table(results, dataset=dataset)
+        table = tables[dataset] = summary_table(results, dataset=dataset)
         notes = table_notes(results, dataset=dataset)
         written += _write_table(out_dir / f"{dataset}_table", table, formats, dataset=dataset, notes=notes, best=True,
                                 document=lambda t=table, n=notes, d=dataset: summary_document(t, dataset=d, notes=n))
@@ -84,7 +93,7 @@ def write_report(
             errors = {score.method: score.errors_mm for score in scores
                       if score.dataset.name == dataset and score.method in shown}
             written += _write_figures(results, out_dir, dataset, order=shown, errors=errors)
-    return sorted(written)
+    return written, tables
 
 
 def _write_table(stem: Path, table: pd.DataFrame, formats: Sequence[str], *, dataset: str, notes: Sequence[str],
@@ -212,11 +221,11 @@ def report_files(
     results, refused = found.rows, found.refused
     if results.empty:
         return Report(tables={}, refused=refused, written=())
-    written = write_report(results, out_dir, formats=formats, figures=figures, paper=paper, methods=methods,
-                           scores=found.scores)
+    written, tables = _write_datasets(results, out_dir, formats=formats, figures=figures, paper=paper,
+                                      methods=methods, figure_limit=DEFAULT_FIGURE_METHODS, scores=found.scores)
+    written.sort()
     if refused:
         path = Path(out_dir) / "refused.txt"
         atomic_write_text(path, "".join(reason + "\n" for reason in refused))
         written.append(path)
-    tables = {name: summary_table(results, dataset=name) for name in sorted({n for n in results["dataset"] if n})}
     return Report(tables=tables, refused=refused, written=tuple(written))

@@ -36,6 +36,8 @@ POINT_COLUMNS: tuple[str, ...] = (
 
 def _profile_value(results: pd.DataFrame, model: str, dataset: str, metric: str) -> pd.DataFrame:
     """``metric`` rows of ``model`` (else of the card's model reimplementing it) for ``dataset``, else for none."""
+    if results.empty:  # no rows to find: no card to load
+        return results
     card = card_of(model)
     for name in dict.fromkeys([model, card.name if card is not None else model]):
         rows = results[(results["model"] == name) & (results["metric"] == metric)]
@@ -58,6 +60,7 @@ def _gmac(results: pd.DataFrame, model: str, dataset: str) -> tuple[float, str]:
     return float("nan"), ""
 
 
+_PROFILE_METRICS = ("macs", "latency_median")  # the metrics of the rows _profile_value is asked for
 _RUNTIME_ORDER = ("eager fused", "eager")  # the profiler's inference-ready model first, applied to every model alike
 
 
@@ -79,15 +82,16 @@ def _latency(results: pd.DataFrame, model: str, dataset: str) -> tuple[float, st
     return float(first["value"]), where, source.removeprefix("unverified; ") if "unreliable" in source else ""
 
 
-def _scored_points(results: pd.DataFrame, dataset: str) -> list[dict[str, object]]:
+def _scored_points(results: pd.DataFrame, profiles: pd.DataFrame, dataset: str) -> list[dict[str, object]]:
+    """The methods scored in ``results`` on ``dataset``, with their costs from ``profiles`` (:func:`_profiles`)."""
     rows = results[results["dataset"] == dataset]
     errors = seed_statistics(rows, "mean_error", unit="mm")["mean"]
     schedules = rows[rows["metric"] == "mean_error"].groupby("model")["schedule"].first() \
         if "schedule" in rows.columns else pd.Series(dtype=object)
     points = []
     for model, error in errors.items():
-        gmac, gmac_from = _gmac(results, str(model), dataset)
-        latency, runtime, timing = _latency(results, str(model), dataset)
+        gmac, gmac_from = _gmac(profiles, str(model), dataset)
+        latency, runtime, timing = _latency(profiles, str(model), dataset)
         points.append({"Method": display_name(str(model)), "Model": model, "Mean error (mm)": float(error),
                        "error_from": "scored here", "thop MACs (G)": gmac, "gmac_from": gmac_from,
                        "Latency (ms)": latency, "runtime": runtime, "timing": timing,
@@ -96,8 +100,9 @@ def _scored_points(results: pd.DataFrame, dataset: str) -> list[dict[str, object
     return points
 
 
-def _paper_points(results: pd.DataFrame, dataset: str, scored: set[str]) -> list[dict[str, object]]:
-    """Cards with a published error for ``dataset`` and no scored row of theirs (nor of a released file)."""
+def _paper_points(profiles: pd.DataFrame, dataset: str, scored: set[str]) -> list[dict[str, object]]:
+    """Cards with a published error for ``dataset`` and no scored row of theirs (nor of a released file), with
+    their costs from ``profiles`` (:func:`_profiles`)."""
     from hpbench.cards import card_names, load_card
 
     points = []
@@ -107,12 +112,12 @@ def _paper_points(results: pd.DataFrame, dataset: str, scored: set[str]) -> list
         if published is None or published.mean_error_mm is None or name in scored:
             continue
         quote = quote_of(name)
-        gmac, gmac_from = _gmac(results, name, dataset)
+        gmac, gmac_from = _gmac(profiles, name, dataset)
         note = ""
         if quote is not None and quote.gmac_per_sample is not None:
             gmac, gmac_from = quote.gmac_per_sample, "quoted (seed paper)"
             note = quote.gmac_note or (f"quoted {quote.gmac:g} G at batch {quote.batch}" if quote.batch > 1 else "")
-        latency, runtime, timing = _latency(results, name, dataset)
+        latency, runtime, timing = _latency(profiles, name, dataset)
         points.append({"Method": display_name(name), "Model": name, "Mean error (mm)": published.mean_error_mm,
                        "error_from": "paper", "thop MACs (G)": gmac, "gmac_from": gmac_from,
                        "Latency (ms)": latency, "runtime": runtime, "timing": timing, "schedule": "",
@@ -123,9 +128,10 @@ def _paper_points(results: pd.DataFrame, dataset: str, scored: set[str]) -> list
 def cost_points(results: pd.DataFrame, *, dataset: str) -> pd.DataFrame:
     """One row per method of ``dataset`` with its mean error (mm), thop MACs (G) and latency (ms), and
     where each came from (:data:`POINT_COLUMNS`); NaN where a number is unknown."""
-    scored = _scored_points(results, dataset)
+    profiles = results[results["metric"].isin(_PROFILE_METRICS)]  # all _gmac and _latency read: filtered once
+    scored = _scored_points(results, profiles, dataset)
     cards = {getattr(card_of(str(point["Model"])), "name", None) for point in scored}
-    points = scored + _paper_points(results, dataset, {name for name in cards if name})
+    points = scored + _paper_points(profiles, dataset, {name for name in cards if name})
     return pd.DataFrame(points, columns=list(POINT_COLUMNS))
 
 
@@ -221,10 +227,10 @@ def _panel(axes: Axes, points: pd.DataFrame, column: str, xlabel: str, colors: d
             axes.scatter([point[column]], [point["Mean error (mm)"]], s=22, marker=marker, zorder=3,
                          facecolors=colors[point["Model"]], edgecolors="black" if on_front else "none",
                          linewidths=0.6)
-    from matplotlib.ticker import NullFormatter
+    from matplotlib.ticker import NullLocator
 
     axes.set_xscale("log")
-    axes.xaxis.set_minor_formatter(NullFormatter())  # minor labels of a short log range collide
+    axes.xaxis.set_minor_locator(NullLocator())  # minor labels of a short log range collide; no tick marks are drawn
     axes.set_xlabel(xlabel)
     axes.set_ylabel("Mean 3D error (mm)")
     axes.margins(x=0.25, y=0.18)

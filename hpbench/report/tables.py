@@ -179,13 +179,16 @@ def _with_std(value: float, std: float, decimals: int, pm: str) -> str:
 
 def _frames_texts(rows: pd.DataFrame) -> dict[str, str]:
     """Scored frames per model: the ``frames`` note of its mean_error row, else of any row, else its ``n``."""
-    texts: dict[str, str] = {}
-    ranked = rows.assign(rank=np.where(rows["metric"] == "mean_error", 0, 1)).sort_values("rank", kind="mergesort")
-    for model, mine in ranked.groupby("model", sort=False):
-        notes = mine["frames"][mine["frames"] != ""]
-        counts = mine["n"].dropna()
-        texts[str(model)] = notes.iloc[0] if not notes.empty else str(int(counts.iloc[0])) if not counts.empty else ""
-    return texts
+    ranked = _ranked(rows)
+    notes = ranked[ranked["frames"] != ""].groupby("model", sort=False)["frames"].first()
+    counts = ranked.dropna(subset=["n"]).groupby("model", sort=False)["n"].first()
+    return {str(model): notes[model] if model in notes.index else str(int(counts[model])) if model in counts.index
+            else "" for model in ranked["model"].dropna().unique()}
+
+
+def _ranked(rows: pd.DataFrame) -> pd.DataFrame:
+    """``rows`` with the mean_error rows first, each part in its order."""
+    return rows.assign(rank=np.where(rows["metric"] == "mean_error", 0, 1)).sort_values("rank", kind="mergesort")
 
 
 def _cost_label(cost: _Cost, config: dict[str, object], varying: set[str]) -> str:
@@ -293,12 +296,11 @@ def _first_texts(rows: pd.DataFrame, field: str) -> dict[str, str]:
     """Per model, the first non-empty ``field`` of its rows (mean_error rows first); {} without the column."""
     if field not in rows.columns:
         return {}
-    ranked = rows.assign(rank=np.where(rows["metric"] == "mean_error", 0, 1)).sort_values("rank", kind="mergesort")
-    texts: dict[str, str] = {}
-    for model, mine in ranked.groupby("model", sort=False):
-        values = [str(value) for value in mine[field] if not pd.isna(value) and str(value)]
-        texts[str(model)] = values[0] if values else ""
-    return texts
+    ranked = _ranked(rows)
+    text = ranked[field].astype(str).to_numpy()
+    keep = ranked[field].notna().to_numpy() & (text != "")
+    found = pd.Series(text[keep]).groupby(ranked["model"].to_numpy()[keep], sort=False).first()
+    return {str(model): found[model] if model in found.index else "" for model in ranked["model"].dropna().unique()}
 
 
 def table_notes(results: pd.DataFrame, *, dataset: str) -> list[str]:
