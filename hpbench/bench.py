@@ -280,6 +280,8 @@ class ReportVsPandas:
     refused: int = 0
     report_all_s: tuple[float, ...] = ()
     pandas_all_s: tuple[float, ...] = ()
+    tables_s: float | None = None
+    """Best-of-rounds seconds of the same report without figures (``hpbench report --no-figures``)."""
     machine: Machine | None = None
     skipped: str = ""
     unit: str = "s"
@@ -287,6 +289,11 @@ class ReportVsPandas:
     @property
     def ratio(self) -> float | None:
         return None if self.report_s is None or not self.pandas_s else self.report_s / self.pandas_s
+
+    @property
+    def tables_ratio(self) -> float | None:
+        """The report without figures over the pandas read."""
+        return None if self.tables_s is None or not self.pandas_s else self.tables_s / self.pandas_s
 
     @property
     def reasons(self) -> tuple[str, ...]:
@@ -329,8 +336,9 @@ def report_vs_pandas(files: Sequence[Path] | None = None, *, eval_dir: str | os.
                      rounds: int = 3, seconds: float = 40.0, threads: int = 2,
                      progress: Callable[[str], None] | None = None) -> ReportVsPandas:
     """Time ``hpbench report``'s work on ``files`` (default: the NYU published predictions of the
-    handpose-eval folder) against reading them with pandas, both in this process, interleaved (pandas,
-    report, pandas, report, ...), up to ``rounds`` rounds while ``seconds`` allow (one at least)."""
+    handpose-eval folder), with and without figures, against reading them with pandas, all in this process,
+    interleaved (pandas, report, report without figures, pandas, ...), up to ``rounds`` rounds while
+    ``seconds`` allow (one at least)."""
     from hpbench.report import report_files
 
     skipped = ""
@@ -342,7 +350,7 @@ def report_vs_pandas(files: Sequence[Path] | None = None, *, eval_dir: str | os.
     if missing or not files:
         return ReportVsPandas(files=len(files), skipped="report ratio skipped: " + (
             f"missing {', '.join(missing[:3])}" if missing else "no files given"))
-    report_times, pandas_times, refused, watches = [], [], 0, []
+    report_times, tables_times, pandas_times, refused, watches = [], [], [], 0, []
     begin = time.perf_counter()
     with _Threads(threads):
         for index in range(rounds):
@@ -354,17 +362,18 @@ def report_vs_pandas(files: Sequence[Path] | None = None, *, eval_dir: str | os.
             pandas_times.append(time.perf_counter() - start)
             if progress:
                 progress(f"report vs pandas, round {index + 1}/{rounds}: hpbench report of {len(files)} files")
-            with tempfile.TemporaryDirectory(prefix="hpbench-bench-report-") as folder:
-                start = time.perf_counter()
-                refused = len(report_files(list(files), Path(folder)).refused)
-                report_times.append(time.perf_counter() - start)
+            for figures, times in ((True, report_times), (False, tables_times)):
+                with tempfile.TemporaryDirectory(prefix="hpbench-bench-report-") as folder:
+                    start = time.perf_counter()
+                    refused = len(report_files(list(files), Path(folder), figures=figures).refused)
+                    times.append(time.perf_counter() - start)
             watches.append(watch.machine())
             one_round = time.perf_counter() - begin
             if time.perf_counter() - begin + one_round / (index + 1) > seconds:
                 break
     return ReportVsPandas(files=len(files), report_s=min(report_times), pandas_s=min(pandas_times),
                           rounds=len(report_times), refused=refused, report_all_s=tuple(report_times),
-                          pandas_all_s=tuple(pandas_times), machine=_merge(watches))
+                          pandas_all_s=tuple(pandas_times), tables_s=min(tables_times), machine=_merge(watches))
 
 
 # --- training throughput: before and after -------------------------------------------------------------
@@ -654,6 +663,10 @@ def bars(result: BenchResult) -> tuple[Bar, ...]:
                    skipped=report.skipped,
                    detail="" if report.ratio is None else
                    f"{report.files} files: {report.report_s:.3g} s / {report.pandas_s:.3g} s, best of {report.rounds}"))
+    out.append(Bar("hpbench report --no-figures / pandas read", report.tables_ratio, BAR_REPORT, "<=",
+                   reasons=report.reasons, skipped=report.skipped,
+                   detail="" if report.tables_ratio is None else
+                   f"{report.files} files: {report.tables_s:.3g} s / {report.pandas_s:.3g} s, best of {report.rounds}"))
     training = result.training
     detail = ""
     if training.setups:
@@ -696,6 +709,9 @@ def bench_rows(result: BenchResult):  # -> pandas.DataFrame
                  "source": source(report.reasons)}
         records += [{"metric": "report_time", "value": report.report_s, "unit": "s", **where},
                     {"metric": "pandas_read_time", "value": report.pandas_s, "unit": "s", **where}]
+        if report.tables_s is not None:
+            records.append({"metric": "report_time", "value": report.tables_s, "unit": "s", **where,
+                            "counter": f"best of rounds, {report.files} files, no figures"})
     for rate in result.training.setups:
         records.append({"metric": "train_throughput", "value": rate.crops_per_s, "unit": rate.unit,
                         "model": result.training.model, "counter": rate.setup, "batch": result.training.batch,

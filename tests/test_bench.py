@@ -73,7 +73,7 @@ def _result(*, report: ReportVsPandas | None = None) -> BenchResult:
         machine=QUIET)
     if report is None:
         report = ReportVsPandas(files=26, report_s=4.0, pandas_s=1.0, rounds=3, report_all_s=(4.0, 4.1, 4.2),
-                                pandas_all_s=(1.0, 1.1, 1.0), machine=QUIET)
+                                pandas_all_s=(1.0, 1.1, 1.0), tables_s=2.5, machine=QUIET)
     training = TrainingThroughput("ours", 8, 2, 2, setups=(SetupRate("before", 4.0, (4.0, 4.1, 3.9), 0.5, 0.4),
                                                            SetupRate("after", 9.0, (9.0, 9.1, 8.9), 0.5, 0.4)),
                                   loss_difference=0.0, machine=QUIET)
@@ -91,6 +91,8 @@ def test_bars_are_the_ratios_by_hand():
     assert floor.value == pytest.approx(2.0) and floor.bar == BAR_FLOOR and floor.verdict == "PASS"
     report = found["hpbench report / pandas read"]
     assert report.value == pytest.approx(4.0) and report.bar == BAR_REPORT and report.verdict == "MISS"
+    tables = found["hpbench report --no-figures / pandas read"]  # 2.5 s / 1 s
+    assert tables.value == pytest.approx(2.5) and tables.bar == BAR_REPORT and tables.verdict == "PASS"
     training = found["training ours batch 8: after / before"]  # 9 / 4 crops/s
     assert training.value == pytest.approx(2.25) and training.bar == BAR_TRAINING == 2.0 and training.verdict == "PASS"
 

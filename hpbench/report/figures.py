@@ -247,7 +247,8 @@ def joint_error_figure(results: pd.DataFrame, *, dataset: str, order: Sequence[s
 
 BOX_PERCENTILES = np.arange(101)
 """Percentiles of each (method, joint) error that a box is drawn from (matplotlib's boxplot statistics of
-these 101 values equal those of every frame: see :func:`joint_distribution_figure`)."""
+these 101 values equal those of every frame: see :func:`joint_distribution_figure`); the five it shows
+(``_BOX_ROWS``) are all that is computed."""
 _BOX_ROWS = {"whislo": 5, "q1": 25, "med": 50, "q3": 75, "whishi": 95}  # rows of BOX_PERCENTILES
 _BOX_WIDTH, _BOX_GAP = 0.82, 0.1  # all boxes of a joint span 0.82; a tenth of each box's slot is left empty
 
@@ -275,8 +276,8 @@ def joint_distribution_figure(errors: Mapping[str, np.ndarray], *, joints: Seque
     labels = [display_name(model) for model in models]
     clipped = sum(int((~(np.asarray(errors[model]) <= CLIP_MM)).sum()) for model in models)
     # (statistic, method, joint) in mm; errors beyond CLIP_MM (or infinite, unchecked files) drawn at CLIP_MM
-    stats = np.stack([np.percentile(np.minimum(errors[model], CLIP_MM), BOX_PERCENTILES, axis=0)[list(
-        _BOX_ROWS.values())] for model in models], axis=1)
+    drawn = BOX_PERCENTILES[list(_BOX_ROWS.values())]  # only these: each percentile is computed on its own
+    stats = np.stack([np.percentile(np.minimum(errors[model], CLIP_MM), drawn, axis=0) for model in models], axis=1)
     columns = _legend_columns(labels, DOUBLE_COLUMN_IN)
     colors = [style["color"] for style in method_styles(len(models))]
     with _style_context():
