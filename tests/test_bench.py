@@ -211,3 +211,14 @@ def test_bad_input_fails_before_measuring(tmp_path: Path, arguments: list[str], 
     result = CliRunner().invoke(app, ["bench", *arguments], env={"COLUMNS": "200"})
     assert result.exit_code == 2 and needle in result.output, result.output
     assert "GEMM" not in result.output
+
+
+def test_training_setups_that_start_apart_are_flagged():
+    def setups(first_after: float, last_after: float) -> TrainingThroughput:
+        return TrainingThroughput("ours", 8, 5, 2, setups=(SetupRate("before", 4.0, (4.0, 4.0), 100.0, 80.0),
+                                                           SetupRate("after", 8.0, (8.0, 8.0), first_after, last_after)),
+                                  loss_difference=abs(last_after - 80.0) / 80.0, machine=QUIET)
+
+    assert setups(100.0, 80.1).reasons == ()  # the same start; 0.1 % apart after training: rounding drift
+    assert "first losses differ" in "; ".join(setups(100.1, 80.0).reasons)  # not the same model or batch
+    assert "losses differ" in "; ".join(setups(100.0, 82.0).reasons)  # 2.5 % apart: more than drift
