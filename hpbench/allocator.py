@@ -12,9 +12,14 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import os
 import sys
 
-__all__ = ["keep_freed_memory"]
+__all__ = ["GLIBC_SETTINGS", "keep_freed_memory"]
+
+GLIBC_SETTINGS = ("MALLOC_MMAP_MAX_", "MALLOC_MMAP_THRESHOLD_", "MALLOC_TRIM_THRESHOLD_", "MALLOC_TOP_PAD_")
+"""glibc's own allocator variables; with any of them set (e.g. MALLOC_TRIM_THRESHOLD_=131072 for glibc's
+default behaviour) hpbench leaves the allocator as the environment configured it."""
 
 # mallopt parameters, glibc malloc.h
 _M_TRIM_THRESHOLD = -1
@@ -24,10 +29,11 @@ _KEEP_BYTES = 2**31 - 1  # mallopt takes an int: the largest free heap top kept,
 
 def keep_freed_memory() -> bool:
     """On glibc (Linux): no mmap per block, keep up to 2 GiB of freed heap. Returns whether it was applied
-    (False elsewhere: other allocators are left as they are). Process-wide, like torch.set_num_threads; the
-    CLI applies it at start-up, library users call it once. Same as MALLOC_MMAP_MAX_=0 and
+    (False elsewhere: other allocators are left as they are, and so is glibc when the environment sets any
+    of :data:`GLIBC_SETTINGS`: the user's choice wins). Process-wide, like torch.set_num_threads; the CLI
+    applies it at start-up, library users call it once. Same as MALLOC_MMAP_MAX_=0 and
     MALLOC_TRIM_THRESHOLD_=2147483647 in the environment."""
-    if not sys.platform.startswith("linux"):
+    if not sys.platform.startswith("linux") or any(name in os.environ for name in GLIBC_SETTINGS):
         return False
     name = ctypes.util.find_library("c")
     try:

@@ -504,9 +504,13 @@ def _training_worker(connection: Any, job: _TrainingJob) -> None:
 
 
 def _ask(connection: Any, setup: str, timeout: float = 600.0) -> tuple:
+    """A worker's next answer; RuntimeError naming ``setup`` when it failed, ended or stayed silent."""
     if not connection.poll(timeout):
         raise RuntimeError(f"{setup}: no answer in {timeout:.0f} s")
-    answer = connection.recv()
+    try:
+        answer = connection.recv()
+    except EOFError:  # killed (out of memory, a signal) before it could say why
+        raise RuntimeError(f"{setup}: its process ended without an answer") from None
     if answer[0] == "error":
         raise RuntimeError(f"{setup}: {answer[1]}")
     return answer

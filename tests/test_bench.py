@@ -222,3 +222,14 @@ def test_training_setups_that_start_apart_are_flagged():
     assert setups(100.0, 80.1).reasons == ()  # the same start; 0.1 % apart after training: rounding drift
     assert "first losses differ" in "; ".join(setups(100.1, 80.0).reasons)  # not the same model or batch
     assert "losses differ" in "; ".join(setups(100.0, 82.0).reasons)  # 2.5 % apart: more than drift
+
+
+def test_a_worker_that_dies_silently_is_named():
+    import multiprocessing
+
+    from hpbench.bench import _ask
+
+    ours, theirs = multiprocessing.Pipe()
+    theirs.close()  # as when the worker is killed (out of memory) before it answers
+    with pytest.raises(RuntimeError, match="after: its process ended without an answer"):
+        _ask(ours, "after", timeout=5)
