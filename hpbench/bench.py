@@ -710,7 +710,7 @@ def bench_rows(result: BenchResult):  # -> pandas.DataFrame
                             "unit": "ms", "model": name, "counter": "exact MACs / gemm_rate", "batch": 1})
     for t in result.inference.latencies:
         records.append({"metric": "latency_median", "value": t.median_ms, "unit": t.unit, "model": t.model,
-                        "counter": t.runtime, "n": t.samples, "batch": 1, "source": source(t.reasons)})
+                        "runtime": t.runtime, "n": t.samples, "batch": 1, "source": source(t.reasons)})
     report = result.report
     if report.ratio is not None:
         where = {"n": report.rounds, "counter": f"best of rounds, {report.files} files",

@@ -539,9 +539,9 @@ def profile_rows(profiles: Sequence[ModelProfile]):  # -> pandas.DataFrame
             if value is not None:
                 records.append({"metric": "macs", "value": value / 1e9, "unit": "GMAC", "counter": counter})
         for t in profile.timings:
-            where = {"device": f"{_key(t)}: {t.env.device_name}",  # "cpu", "cpu eager fused", "onnxruntime-cpu"
+            where = {"device": f"{t.env.device}: {t.env.device_name}", "runtime": t.runtime.label,
                      "dtype": t.env.dtype, "threads": t.env.threads, "torch": t.env.torch, "batch": t.batch,
-                     "counter": f"{t.runtime.label}: {t.method}", "n": t.samples,
+                     "counter": t.method, "n": t.samples,
                      "source": "reliable" if t.reliable else "unreliable: " + "; ".join(t.reasons)}
             if t.unverified:
                 where["source"] = "unverified; " + str(where["source"])

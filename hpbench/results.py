@@ -11,8 +11,9 @@ Metric vocabulary (unit in brackets):
 - ``auc_max`` / ``auc_mean`` [fraction]: area under that curve over 0..80 mm, / 80.
 - cost rows (split ``profile``, see ``hpbench.profile``): ``params`` [count];
   ``macs`` [GMAC] per MAC ``counter``; ``latency_median`` / ``latency_p10`` /
-  ``latency_p90`` [ms] (batch 1) and ``latency_spread`` [fraction] with the runtime and
-  timing method in ``counter`` and "reliable" or "unreliable: reasons" in ``source``;
+  ``latency_p90`` [ms] (batch 1) and ``latency_spread`` [fraction] with the device ("cpu: <CPU
+  name>") in ``device``, the runtime ("eager", "eager fused", "onnxruntime", ...) in ``runtime``,
+  the timing method in ``counter`` and "reliable" or "unreliable: reasons" in ``source``;
   ``throughput`` [samples/s] per ``batch``; ``peak_memory`` [MB] of the first call.
 """
 
@@ -30,13 +31,14 @@ __all__ = ["COLUMNS", "make_rows", "read_results", "write_results"]
 
 COLUMNS: tuple[str, ...] = (
     "model", "dataset", "split", "metric", "joint", "threshold_mm", "value", "unit", "counter",
-    "n", "frames", "source", "device", "dtype", "batch", "threads", "torch", "hpbench",
+    "n", "frames", "source", "device", "runtime", "dtype", "batch", "threads", "torch", "hpbench",
     "git_commit", "seed", "date", "protocol", "schedule",
 )
 """Column order of every results CSV; absent fields are empty. ``protocol``: the data and training
 protocol behind a row (e.g. "TriHorn-Net (NYU)", "A2J (ICVL, borrowed)"; see
 :func:`hpbench.record.protocol_label`); ``schedule``: "full" (the card's recipe) or "quick" (the smoke
-schedule of ``hpbench run --quick``). Files written before these columns read them as empty."""
+schedule of ``hpbench run --quick``); ``runtime``: what ran a timed model (cost rows). Files written
+before these columns read them as empty."""
 
 _STRING_COLUMNS = tuple(c for c in COLUMNS if c not in ("threshold_mm", "value", "n", "batch", "threads", "seed"))
 

@@ -104,7 +104,7 @@ def test_rows_carry_metrics_units_and_reliability():
                      "report_time": "s", "pandas_read_time": "s", "train_throughput": "crops/s", "ratio": "x"}
     assert set(rows["split"]) == {"bench"} and set(rows["threads"]) == {2}
     latency = rows[rows["metric"] == "latency_median"]
-    fused = latency[(latency["model"] == "trinet") & (latency["counter"] == "eager fused")]
+    fused = latency[(latency["model"] == "trinet") & (latency["runtime"] == "eager fused")]
     assert fused["source"].item() == "unreliable: waited for a CPU 30 %"
     floor = rows[(rows["metric"] == "mac_floor") & (rows["model"] == "ours")]["value"].item()
     assert floor == pytest.approx(5.0)

@@ -270,7 +270,8 @@ def test_profile_models_times_each_runtime_and_writes_tidy_rows():
     macs = rows[(rows["model"] == "tinycnn") & (rows["metric"] == "macs")].set_index("counter")["value"]
     assert macs["thop"] == pytest.approx(tiny.macs.thop / 1e9) and set(macs.index) == {"thop", "exact"}
     latency = rows[(rows["model"] == "tinycnn") & (rows["metric"] == "latency_median")]
-    assert latency["counter"].str.split(":").str[0].tolist() == ["eager", "eager fused"]
+    assert latency["runtime"].tolist() == ["eager", "eager fused"]
+    assert latency["device"].str.startswith("cpu: ").all()  # the device alone; the runtime has its column
     assert (latency["unit"] == "ms").all() and (latency["threads"] == torch.get_num_threads()).all()
     assert (latency["batch"] == 1).all() and latency["source"].str.match(r"^(reliable|unreliable: )").all()
     assert latency["n"].tolist() == [t.samples for t in tiny.timings]

@@ -192,16 +192,26 @@ def test_cost_points_mark_quoted_costs_per_sample():
     assert points.loc["ours", "thop MACs (G)"] == 0.27 and points.loc["ours", "Mean error (mm)"] == 6.077
 
 
-def test_cost_latency_prefers_the_fused_runtime_and_carries_its_reliability():
-    """Two runtimes of one model (as `hpbench profile` writes them): the latency panel uses eager fused, names
-    it with device and threads, and keeps the profiler's unreliable flag."""
+_TWO_RUNTIMES = {  # as `hpbench profile` writes them now (runtime column) and before it had one (in counter)
+    "now": [{"device": "cpu: Test CPU", "runtime": "eager", "counter": "eager PyTorch, inference mode"},
+            {"device": "cpu: Test CPU", "runtime": "eager fused",
+             "counter": "hpbench.fuse.fuse_for_inference, inference mode"}],
+    "before": [{"device": "cpu: Test CPU", "counter": "eager: eager PyTorch, inference mode"},
+               {"device": "cpu eager fused: Test CPU",
+                "counter": "eager fused: hpbench.fuse.fuse_for_inference, inference mode"}],
+}
+
+
+@pytest.mark.parametrize("written", sorted(_TWO_RUNTIMES))
+def test_cost_latency_prefers_the_fused_runtime_and_carries_its_reliability(written):
+    """Two runtimes of one model: the latency panel uses eager fused, names it with device and threads, and
+    keeps the profiler's unreliable flag."""
     rows = rows_of({"ours": 8.6})
+    eager, fused = _TWO_RUNTIMES[written]
     extra = make_rows([
-        {"metric": "latency_median", "value": 40.0, "unit": "ms", "device": "cpu: Test CPU", "threads": 2,
-         "counter": "eager: eager PyTorch, inference mode", "source": "reliable"},
-        {"metric": "latency_median", "value": 25.0, "unit": "ms", "device": "cpu eager fused: Test CPU", "threads": 2,
-         "counter": "eager fused: hpbench.fuse.fuse_for_inference, inference mode",
-         "source": "unreliable: rounds differ 70 %"},
+        {"metric": "latency_median", "value": 40.0, "unit": "ms", "threads": 2, "source": "reliable", **eager},
+        {"metric": "latency_median", "value": 25.0, "unit": "ms", "threads": 2,
+         "source": "unreliable: rounds differ 70 %", **fused},
     ], model="ours", dataset="nyu", split="profile", date="2024-01-01")
     point = cost_points(pd.concat([rows, extra], ignore_index=True), dataset="nyu").set_index("Model").loc["ours"]
     assert point["Latency (ms)"] == 25.0

@@ -64,6 +64,13 @@ _PROFILE_METRICS = ("macs", "latency_median")  # the metrics of the rows _profil
 _RUNTIME_ORDER = ("eager fused", "eager")  # the profiler's inference-ready model first, applied to every model alike
 
 
+def _runtimes(rows: pd.DataFrame) -> pd.Series:
+    """Each latency row's runtime: its ``runtime`` column; in files written before that column, the
+    ``counter`` text before its colon ("eager fused: <method>")."""
+    given = rows["runtime"].fillna("") if "runtime" in rows.columns else pd.Series("", index=rows.index)
+    return given.where(given != "", rows["counter"].fillna("").str.split(":").str[0])
+
+
 def _latency(results: pd.DataFrame, model: str, dataset: str) -> tuple[float, str, str]:
     """(median latency ms, runtime "<runtime> on <device>, N threads", "" or why the timing is unreliable)
     of ``model``: CPU rows first, eager fused before eager before the other runtimes."""
@@ -71,7 +78,7 @@ def _latency(results: pd.DataFrame, model: str, dataset: str) -> tuple[float, st
     rows = rows[rows["unit"] == "ms"]
     if rows.empty:
         return float("nan"), "", ""
-    runtime = rows["counter"].fillna("").str.split(":").str[0]
+    runtime = _runtimes(rows)
     rank = runtime.map(lambda name: _RUNTIME_ORDER.index(name) if name in _RUNTIME_ORDER else len(_RUNTIME_ORDER))
     rows = rows.assign(gpu=~rows["device"].str.startswith("cpu"), rank=rank, runtime=runtime)
     first = rows.sort_values(["gpu", "rank"], kind="mergesort").iloc[0]

@@ -72,7 +72,8 @@ class _Cost:
 _COSTS: dict[str, _Cost] = {
     "params": _Cost("Params", "M", {"count": -6, "M": 0}, ()),
     "macs": _Cost("MACs", "G", {"MAC": -9, "MMAC": -3, "GMAC": 0}, ("counter",)),
-    "latency_median": _Cost("Latency", "ms", {"s": 3, "ms": 0, "us": -3}, ("device", "dtype", "batch", "threads")),
+    "latency_median": _Cost("Latency", "ms", {"s": 3, "ms": 0, "us": -3},
+                            ("device", "runtime", "dtype", "batch", "threads")),
 }
 
 # Unit suffix of a header -> (decimals, which value is best); other columns are text.
@@ -308,10 +309,11 @@ def table_notes(results: pd.DataFrame, *, dataset: str) -> list[str]:
     dtype, batch, torch version, timing method), from the latency rows of ``dataset`` or of no dataset."""
     rows = results[(results["metric"] == "latency_median") & results["dataset"].isin([dataset, ""])]
     notes = []
-    fields = ["device", "threads", "dtype", "batch", "torch", "counter"]
-    for values in dict.fromkeys(rows[fields].astype(str).itertuples(index=False, name=None)):
-        device, threads, dtype, batch, torch, method = values
-        parts = [device or "unknown device"]
+    fields = ["device", "runtime", "threads", "dtype", "batch", "torch", "counter"]
+    for values in dict.fromkeys(rows.reindex(columns=fields).fillna("").astype(str)
+                                .itertuples(index=False, name=None)):
+        device, runtime, threads, dtype, batch, torch, method = values
+        parts = [device or "unknown device"] + ([runtime] if runtime else [])
         parts += [plural(int(threads), "thread")] if threads not in ("", "<NA>", "nan") else ["threads not recorded"]
         parts += [text for text in (dtype, f"batch {batch}" if batch not in ("", "<NA>", "nan") else "",
                                     f"torch {torch}" if torch else "", method) if text]
