@@ -414,7 +414,6 @@ class TrainingThroughput:
     steps: int
     threads: int
     setups: tuple[SetupRate, ...] = ()
-    loss_difference: float | None = None
     machine: Machine | None = None
     method: str = ""
     skipped: str = ""
@@ -423,6 +422,16 @@ class TrainingThroughput:
     def speedup(self) -> float | None:
         """'after' crops/s over 'before'."""
         return None if len(self.setups) < 2 else self.setups[-1].crops_per_s / self.setups[0].crops_per_s
+
+    @property
+    def loss_difference(self) -> float | None:
+        """The largest difference from 'before' of a setup's first or last loss, relative to 'before''s."""
+        if not self.setups:
+            return None
+        base = self.setups[0]
+        pairs = [(r.first_loss, base.first_loss) for r in self.setups] + [(r.last_loss, base.last_loss)
+                                                                          for r in self.setups]
+        return max(abs(loss - reference) / (abs(reference) or 1.0) for loss, reference in pairs)
 
     @property
     def reasons(self) -> tuple[str, ...]:
@@ -484,6 +493,8 @@ def _training_worker(connection: Any, job: _TrainingJob) -> None:
         torch.set_num_threads(job.threads)
         torch.manual_seed(job.seed)
         net = create_model(job.model, dataset=job.dataset).train()
+        if not any(p.requires_grad for p in net.parameters()):
+            raise ValueError(f"{job.model} has no trainable parameters")
         if job.setup == "before":
             as_before(net)
         size, generator = net.input_size, torch.Generator().manual_seed(job.seed)
@@ -567,13 +578,11 @@ def _timed_rounds(model: str, batch: int, steps: int, threads: int, rounds: int,
             break
     machine = Machine(threads, os.cpu_count() or 1, (load, _load()), waited / (cpu + waited) if cpu else None,
                       _cpu_name())
-    difference = max(abs(losses[setup] - losses[SETUPS[0]]) / (abs(losses[SETUPS[0]]) or 1.0)
-                     for losses in (first, last) for setup in SETUPS)
     return TrainingThroughput(
         model, batch, steps, threads,
         setups=tuple(SetupRate(setup, statistics.median(rates[setup]), tuple(rates[setup]), first[setup],
                                last[setup]) for setup in SETUPS),
-        loss_difference=difference, machine=machine,
+        machine=machine,
         method=f"fp32, train mode, Adam lr {lr:g}, same seed {seed}, synthetic batch; one spawned process per "
                f"setup, {steps} steps per round, setups taking turns")
 

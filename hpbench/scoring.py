@@ -317,17 +317,10 @@ DIAGNOSIS_FRAMES = 512
 """Frames (evenly spaced) on which the misread check compares readings: a diagnosis, not a score."""
 
 
-def _distance_mm(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Euclidean distance over the last axis (3): the same as np.linalg.norm(a - b, axis=-1), without a
-    reduction over a 3-long axis (several times slower in numpy)."""
-    d = a - b
-    return np.sqrt(d[..., 0] * d[..., 0] + d[..., 1] * d[..., 1] + d[..., 2] * d[..., 2])
-
-
 def _best_order(pred_xyz: np.ndarray, gt_xyz: np.ndarray) -> tuple[int, ...]:
     """Joint order minimising the mean error (Hungarian assignment over joint pairs)."""
     # cost[i, j]: mean distance of file joint i to true joint j
-    cost = _distance_mm(pred_xyz[:, :, None, :], gt_xyz[:, None, :, :]).mean(axis=0)
+    cost = metrics.distance_mm(pred_xyz[:, :, None, :], gt_xyz[:, None, :, :]).mean(axis=0)
     true_joint = min_cost_assignment(cost)
     order = np.empty(len(cost), dtype=np.int64)
     order[true_joint] = np.arange(len(cost))
@@ -338,7 +331,7 @@ def _order_free_bound(pred_xyz: np.ndarray, gt_xyz: np.ndarray) -> float:
     """A lower bound of the mean distance (mm) of (n, J, 3) ``pred_xyz`` to ``gt_xyz`` under every joint order:
     each file joint's distance from its mean position to the nearest true joint's mean position, averaged (a
     mean of distances is at least the distance of the means, the norm being convex)."""
-    means = _distance_mm(pred_xyz.mean(axis=0)[:, None, :], gt_xyz.mean(axis=0)[None, :, :])
+    means = metrics.distance_mm(pred_xyz.mean(axis=0)[:, None, :], gt_xyz.mean(axis=0)[None, :, :])
     return float(means.min(axis=1).mean())
 
 
@@ -409,7 +402,7 @@ def _refuse_if_misread(
             if candidate is not None and candidate == tuple(range(len(candidate))):
                 continue
             moved = world if candidate is None else world[:, list(candidate)]
-            sample_mm = float(_distance_mm(moved, sample_gt).mean())
+            sample_mm = float(metrics.distance_mm(moved, sample_gt).mean())
             if best is None or sample_mm < best[0]:
                 best = (sample_mm, coords, y_up, candidate)
     assert best is not None
@@ -417,7 +410,7 @@ def _refuse_if_misread(
     if order is None and coords == current[0] and (coords == "uvd" or y_up == current[1]):
         return  # the reading as asked is the best
     world = _to_world(joints, coords, y_up, dataset)
-    mean_mm = float(_distance_mm(world if order is None else world[:, list(order)], gt_xyz).mean())
+    mean_mm = float(metrics.distance_mm(world if order is None else world[:, list(order)], gt_xyz).mean())
     if not (mean_mm < 0.5 * error_mm and error_mm - mean_mm > 5.0):
         return
     flags = [f"--coords {coords}"] if coords != current[0] else []

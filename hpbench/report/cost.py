@@ -90,7 +90,8 @@ def _latency(results: pd.DataFrame, model: str, dataset: str) -> tuple[float, st
 
 
 def _scored_points(results: pd.DataFrame, profiles: pd.DataFrame, dataset: str) -> list[dict[str, object]]:
-    """The methods scored in ``results`` on ``dataset``, with their costs from ``profiles`` (:func:`_profiles`)."""
+    """The methods scored in ``results`` on ``dataset``, with their costs from ``profiles`` (its
+    :data:`_PROFILE_METRICS` rows)."""
     rows = results[results["dataset"] == dataset]
     errors = seed_statistics(rows, "mean_error", unit="mm")["mean"]
     schedules = rows[rows["metric"] == "mean_error"].groupby("model")["schedule"].first() \
@@ -109,7 +110,7 @@ def _scored_points(results: pd.DataFrame, profiles: pd.DataFrame, dataset: str) 
 
 def _paper_points(profiles: pd.DataFrame, dataset: str, scored: set[str]) -> list[dict[str, object]]:
     """Cards with a published error for ``dataset`` and no scored row of theirs (nor of a released file), with
-    their costs from ``profiles`` (:func:`_profiles`)."""
+    their costs from ``profiles`` (its :data:`_PROFILE_METRICS` rows)."""
     from hpbench.cards import card_names, load_card
 
     points = []

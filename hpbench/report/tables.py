@@ -180,11 +180,9 @@ def _with_std(value: float, std: float, decimals: int, pm: str) -> str:
 
 def _frames_texts(rows: pd.DataFrame) -> dict[str, str]:
     """Scored frames per model: the ``frames`` note of its mean_error row, else of any row, else its ``n``."""
-    ranked = _ranked(rows)
-    notes = ranked[ranked["frames"] != ""].groupby("model", sort=False)["frames"].first()
-    counts = ranked.dropna(subset=["n"]).groupby("model", sort=False)["n"].first()
-    return {str(model): notes[model] if model in notes.index else str(int(counts[model])) if model in counts.index
-            else "" for model in ranked["model"].dropna().unique()}
+    notes = _first_texts(rows, "frames")
+    counts = _ranked(rows).dropna(subset=["n"]).groupby("model", sort=False)["n"].first()
+    return {model: note or (str(int(counts[model])) if model in counts.index else "") for model, note in notes.items()}
 
 
 def _ranked(rows: pd.DataFrame) -> pd.DataFrame:
