@@ -70,7 +70,8 @@ def _rc() -> dict[str, Any]:
     sizes = {key: FONT_PT for key in ("font.size", "axes.labelsize", "axes.titlesize", "xtick.labelsize",
                                       "ytick.labelsize", "legend.fontsize", "legend.title_fontsize")}
     return {**sns.axes_style("whitegrid"), **sns.plotting_context("paper", rc=sizes),
-            "figure.titlesize": FONT_PT, "pdf.fonttype": 42, "ps.fonttype": 42}
+            "figure.titlesize": FONT_PT, "pdf.fonttype": 42, "ps.fonttype": 42,
+            "figure.autolayout": False, "figure.constrained_layout.use": False}  # each figure names its layout
 
 
 def _style_context():
@@ -349,8 +350,9 @@ def _clipped_heights(height: np.ndarray) -> tuple[np.ndarray, float, int]:
 def save_figure(figure: Figure, stem: Path) -> list[Path]:
     """Write ``stem``.pdf and ``stem``.png without dates or version stamps (reproducible bytes).
 
-    The layout is computed once, while drawing the PDF, and then frozen (the
-    figure's layout engine is removed), so the PNG costs one draw instead of two.
+    The figure's layout (constrained) is computed once, then the layout engine is removed: each file
+    costs one draw. (savefig gives a figure with any layout engine, even the placeholder that
+    ``set_layout_engine("none")`` leaves, a dry draw first, and a constrained one runs at every draw.)
     """
     from hpbench import __version__
     from hpbench.files import atomic_write
@@ -358,8 +360,11 @@ def save_figure(figure: Figure, stem: Path) -> list[Path]:
     paths = [stem.with_suffix(".pdf"), stem.with_suffix(".png")]
     pdf_metadata = {"Creator": f"hpbench {__version__}", "Producer": None, "CreationDate": None, "ModDate": None}
     with _style_context():
+        engine = figure.get_layout_engine()
+        if engine is not None:
+            engine.execute(figure)
+            figure.set_layout_engine(None)  # removed, not replaced: _rc() turns rcParams' automatic layouts off
         atomic_write(paths[0], lambda temporary: figure.savefig(temporary, format="pdf", metadata=pdf_metadata))
-        figure.set_layout_engine("none")
         atomic_write(paths[1], lambda temporary: figure.savefig(temporary, format="png", dpi=PNG_DPI,
                                                                  metadata={"Software": None}))
     return paths
