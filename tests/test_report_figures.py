@@ -151,3 +151,32 @@ def test_command_line_and_scoring_imports_stay_light():
         heavy = {name for name in loaded if name.split(".")[0] in ("seaborn", "matplotlib")}
         assert not heavy, f"{code}: {sorted(heavy)[:5]}"
         assert "scipy.optimize" not in loaded
+
+
+def test_saving_draws_each_file_once_after_one_layout(tmp_path, monkeypatch):
+    """PDF and PNG cost one draw each (matplotlib draws twice per save while a figure holds a layout engine,
+    even the placeholder that set_layout_engine("none") leaves), and the layout done once keeps all text on
+    the page."""
+    from matplotlib.figure import Figure
+    from matplotlib.text import Text
+
+    from hpbench.report.figures import _style_context, save_figure, success_rate_figure
+
+    figure = success_rate_figure(score_rows(fake_scores(8)), dataset="nyu")
+    draws = []
+    original = Figure.draw
+    monkeypatch.setattr(Figure, "draw", lambda self, renderer: (draws.append(type(renderer).__name__),
+                                                                original(self, renderer))[1])
+    save_figure(figure, tmp_path / "curve")
+    assert draws == ["MixedModeRenderer", "RendererAgg"]  # the PDF backend draws through a MixedModeRenderer
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    canvas = FigureCanvasAgg(figure)
+    with _style_context():
+        canvas.draw()  # at the figure's own dpi, as figure.bbox; draws place the legend's texts
+    renderer, page = canvas.get_renderer(), figure.bbox
+    for text in figure.findobj(Text):
+        if text.get_text() and text.get_visible():
+            box = text.get_window_extent(renderer)
+            inside = page.x0 - 1 <= box.x0 and box.x1 <= page.x1 + 1 and page.y0 - 1 <= box.y0 and box.y1 <= page.y1 + 1
+            assert inside, text.get_text()
