@@ -363,9 +363,11 @@ def load_card(name: str) -> ModelCard:
     return parse_card(resource.read_text(encoding="utf-8"), name)
 
 
+@functools.lru_cache(maxsize=128)
 def parse_card(text: str, name: str) -> ModelCard:
     """The card of model ``name`` from its TOML ``text``; a one-line CardError naming
-    zoo/<name>.toml, the table and the field if malformed."""
+    zoo/<name>.toml, the table and the field if malformed. Memoized on the text (a card is frozen):
+    a report asks for the same cards dozens of times."""
     where = f"zoo/{name}.toml"
     try:
         data = tomllib.loads(text)
