@@ -139,3 +139,32 @@ def test_report_refuses_the_huge_file_by_default(icvl_dir, tmp_path):
     files = [_write(tmp_path / "good.txt", uvd + 3.0), _write(tmp_path / "huge.txt", huge)]
     report = report_files(files, tmp_path / "report", dataset="icvl")
     assert len(report.refused) == 1 and "huge.txt:1: 48 implausible values" in report.refused[0]
+
+
+def test_scoring_on_threads_keeps_the_files_order_rows_and_refusals(icvl_dir, tmp_path, monkeypatch):
+    """collect reads and scores files on several threads; its rows, scores and refusals are those of one
+    thread, in the files' order (a refusal between scored files stays where its file is)."""
+    import hpbench.scoring as scoring
+
+    _, uvd = icvl_dir
+    rng = np.random.default_rng(1)
+    files = []
+    for index in range(7):
+        noisy = uvd + rng.normal(0.0, 1.0 + index, uvd.shape)
+        if index == 3:
+            noisy[10, 2, 2] = -5.0  # implausible depth: refused
+        files.append(_write(tmp_path / f"method{index}_icvl.txt", noisy))
+    files.append(tmp_path / "nodataset.txt")
+    _write(files[-1], uvd)  # no dataset in its name: refused
+    found = {}
+    for threads in (1, 3):
+        monkeypatch.setattr(scoring, "SCORING_THREADS", threads)
+        found[threads] = scoring.collect(files)
+    one, many = found[1], found[3]
+    assert [score.method for score in many.scores] == [f"method{i}_icvl" for i in (0, 1, 2, 4, 5, 6)]
+    assert [score.method for score in one.scores] == [score.method for score in many.scores]
+    assert len(many.refused) == 2 and "method3_icvl.txt" in many.refused[0] and "nodataset.txt" in many.refused[1]
+    assert one.refused == many.refused
+    assert one.rows.equals(many.rows)
+    means = [float(s.errors_mm.mean()) for s in many.scores]
+    assert means == sorted(means)  # noise grows with the file's index: each file kept its own score
