@@ -40,9 +40,10 @@ from hpbench.latency import MAX_SPREAD, MAX_WAIT, Budget, Runtime, _cpu_name, _l
 
 __all__ = [
     "BAR_FLOOR", "BAR_REPORT", "BAR_SPEEDUP", "BAR_TRAINING", "BAR_SPEEDUP_GOAL", "MARKER_END", "MARKER_START", "Bar",
-    "BenchResult", "GemmRate", "InferenceRatios", "Machine", "ModelLatency", "ReportVsPandas",
-    "SETUPS", "SetupRate", "TrainingThroughput", "as_before", "bars", "bench_rows", "default_runtimes", "gemm_macs", "gemm_rate",
-    "inference_ratios", "mac_floor_ms", "performance_table", "replace_between_markers", "report_vs_pandas",
+    "BenchResult", "FIRST_LOSS_TOLERANCE", "GemmRate", "InferenceRatios", "Machine", "ModelLatency", "ReportVsPandas",
+    "SETUPS", "SetupRate", "TrainingThroughput", "as_before", "bars", "bench_rows", "default_runtimes", "gemm_macs",
+    "gemm_rate", "inference_ratios", "mac_floor_ms", "measured_setups", "performance_table", "replace_between_markers",
+    "report_vs_pandas",
     "run_bench", "training_throughput", "write_performance_table",
 ]
 
@@ -378,14 +379,16 @@ def report_vs_pandas(files: Sequence[Path] | None = None, *, eval_dir: str | os.
 
 # --- training throughput: before and after -------------------------------------------------------------
 
-SETUPS = ("before", "after")
-"""Training steps of the candidate as issue 16 found them and as hpbench runs them now, each in a fresh
-spawned process (a C allocator's state cannot be reset within one):
+SETUPS = ("before", "after", "bf16")
+"""Training steps of the candidate as issue 16 found them, as hpbench runs them now, and as ``--bf16`` runs
+them, each in a fresh spawned process (a C allocator's state cannot be reset within one):
 
 - 'before': NCHW maps (``channels_last`` off where a model has the switch), torch.cat's strided channel
   gradients in Ghost modules (``dense_grad`` off), glibc's default allocator (an mmap per large block);
 - 'after': the model as built (ours: channels_last maps, dense-gradient concatenation) and
-  :func:`hpbench.allocator.keep_freed_memory`, as the CLI applies it.
+  :func:`hpbench.allocator.keep_freed_memory`, as the CLI applies it;
+- 'bf16': 'after' with forward and loss under bfloat16 autocast (``--bf16``; weights, gradients and Adam
+  float32), measured only on a CPU with bfloat16 instructions.
 
 'before' undoes those three changes only, so it is a little faster than the code the issue measured:
 18.2 against 17.0 crops/s for that code itself (commit d0cee6b), taking turns in one run (2026-12-03)."""
@@ -424,7 +427,12 @@ class TrainingThroughput:
     @property
     def speedup(self) -> float | None:
         """'after' crops/s over 'before'."""
-        return None if len(self.setups) < 2 else self.setups[-1].crops_per_s / self.setups[0].crops_per_s
+        return self.ratio("after")
+
+    def ratio(self, setup: str) -> float | None:
+        """``setup``'s crops/s over 'before''s (None when either was not measured)."""
+        rates = {rate.setup: rate.crops_per_s for rate in self.setups}
+        return rates[setup] / rates["before"] if setup in rates and "before" in rates else None
 
     @property
     def loss_difference(self) -> float | None:
@@ -444,18 +452,27 @@ class TrainingThroughput:
                 said += (f"{rate.setup}: one round",)
             elif _spread(rate.rounds) > MAX_SPREAD:
                 said += (f"{rate.setup} rounds differ {100 * _spread(rate.rounds):.0f} %",)
-        first = [rate.first_loss for rate in self.setups]
-        if first and max(first) - min(first) > 1e-4 * (abs(first[0]) or 1.0):
-            said += (f"setups' first losses differ: {', '.join(f'{loss:.6g}' for loss in first)}",)
+        base = self.setups[0].first_loss if self.setups else 0.0
+        apart = [rate for rate in self.setups
+                 if abs(rate.first_loss - base) > FIRST_LOSS_TOLERANCE.get(rate.setup, 1e-4) * (abs(base) or 1.0)]
+        if apart:
+            said += ("setups' first losses differ: " + ", ".join(f"{rate.setup} {rate.first_loss:.6g}"
+                                                                  for rate in self.setups),)
         elif self.loss_difference is not None and self.loss_difference > 1e-2:
             said += (f"setups' losses differ {self.loss_difference:.1e} (relative)",)
         return said
 
 
+FIRST_LOSS_TOLERANCE = {"bf16": 1e-3}
+"""How far a setup's first loss may lie from 'before''s, relative (others: 1e-4, float32's summation order):
+bfloat16 keeps 8 bits of mantissa, so its first loss differs by rounding (6.5e-5 for ours on NYU's joints)."""
+
+
 def _train_step(net: torch.nn.Module, optimizer: torch.optim.Optimizer, depth: torch.Tensor,
-                target: torch.Tensor) -> float:
+                target: torch.Tensor, autocast: torch.dtype | None = None) -> float:
     optimizer.zero_grad(set_to_none=True)
-    loss = net.loss(net.forward_train(depth), target)
+    with torch.autocast("cpu", dtype=autocast, enabled=autocast is not None):
+        loss = net.loss(net.forward_train(depth), target)
     loss.backward()
     optimizer.step()
     return float(loss.detach())
@@ -487,7 +504,7 @@ def _training_worker(connection: Any, job: _TrainingJob) -> None:
     """One setup in its own process: ("first", loss), then per request (True) one round ("round", crops/s,
     last loss, on-CPU ns, waiting ns); None ends it. Failures come back as ("error", text)."""
     try:
-        if job.setup == "after":
+        if job.setup != "before":
             from hpbench.allocator import keep_freed_memory
 
             keep_freed_memory()
@@ -505,11 +522,12 @@ def _training_worker(connection: Any, job: _TrainingJob) -> None:
         target = torch.rand(job.batch, net.num_joints, 3, generator=generator) * torch.tensor([size, size, 2.0]) \
             - torch.tensor([0.0, 0.0, 1.0])
         optimizer = torch.optim.Adam([p for p in net.parameters() if p.requires_grad], lr=job.lr)
-        connection.send(("first", _train_step(net, optimizer, depth, target)))
+        autocast = torch.bfloat16 if job.setup == "bf16" else None
+        connection.send(("first", _train_step(net, optimizer, depth, target, autocast)))
         while connection.recv():
             before, start = _sched(), time.perf_counter()
             for _ in range(job.steps):
-                loss = _train_step(net, optimizer, depth, target)
+                loss = _train_step(net, optimizer, depth, target, autocast)
             seconds, after = time.perf_counter() - start, _sched()
             cpu, waited = (after[0] - before[0], after[1] - before[1]) if before and after else (0, 0)
             connection.send(("round", job.batch * job.steps / seconds, loss, cpu, waited))
@@ -530,27 +548,40 @@ def _ask(connection: Any, setup: str, timeout: float = 600.0) -> tuple:
     return answer
 
 
+def measured_setups() -> tuple[str, ...]:
+    """:data:`SETUPS` this machine can measure: 'bf16' only on a CPU with bfloat16 instructions (or where that
+    cannot be told)."""
+    from hpbench.hostinfo import native_bf16
+
+    return SETUPS if native_bf16() is not False else tuple(setup for setup in SETUPS if setup != "bf16")
+
+
 def training_throughput(model: str = "ours", batch: int = 8, steps: int = 2, *, rounds: int = 3, threads: int = 2,
                         dataset: str = "nyu", seed: int = 0, lr: float = 1e-4, seconds: float = 60.0,
+                        setups: Sequence[str] | None = None,
                         progress: Callable[[str], None] | None = None) -> TrainingThroughput:
-    """Crops/s of ``model`` training at ``batch`` in each of :data:`SETUPS`, each in its own spawned process,
-    from the same seeded weights, batch and Adam: one warm-up step each (its loss compared), then rounds of
-    ``steps`` steps, the setups taking turns (never both at once), up to ``rounds`` while ``seconds`` allow
-    (one at least)."""
+    """Crops/s of ``model`` training at ``batch`` in each of ``setups`` (default :func:`measured_setups`;
+    'before' first), each in its own spawned process, from the same seeded weights, batch and Adam: one
+    warm-up step each (its loss compared), then rounds of ``steps`` steps, the setups taking turns (never two
+    at once), up to ``rounds`` while ``seconds`` allow (one at least)."""
     import multiprocessing
 
+    setups = tuple(measured_setups() if setups is None else setups)
+    if not setups or setups[0] != "before" or not set(setups) <= set(SETUPS):
+        raise ValueError(f"setups {setups}: 'before' first, then any of {', '.join(SETUPS[1:])}")
     context, workers, first = multiprocessing.get_context("spawn"), {}, {}
     if progress:
-        progress(f"training {model} at batch {batch}: one process per setup ({', '.join(SETUPS)}), warm-up steps")
+        progress(f"training {model} at batch {batch}: one process per setup ({', '.join(setups)}), warm-up steps")
     try:
-        for setup in SETUPS:  # one after the other: their warm-up steps are not timed, but kept apart
+        for setup in setups:  # one after the other: their warm-up steps are not timed, but kept apart
             ours, theirs = context.Pipe()
             job = _TrainingJob(model, dataset, setup, batch, steps, threads, seed, lr)
             process = context.Process(target=_training_worker, args=(theirs, job), daemon=True)
             process.start()
             workers[setup] = (process, ours)
             first[setup] = _ask(ours, setup)[1]
-        return _timed_rounds(model, batch, steps, threads, rounds, seconds, workers, first, progress, seed, lr)
+        return _timed_rounds(model, batch, steps, threads, rounds, seconds, workers, first, progress, seed, lr,
+                             setups)
     except RuntimeError as error:
         return TrainingThroughput(model, batch, steps, threads, skipped=f"training throughput skipped: {error}")
     finally:
@@ -564,12 +595,12 @@ def training_throughput(model: str = "ours", batch: int = 8, steps: int = 2, *, 
 
 def _timed_rounds(model: str, batch: int, steps: int, threads: int, rounds: int, seconds: float, workers: dict,
                   first: dict[str, float], progress: Callable[[str], None] | None, seed: int,
-                  lr: float) -> TrainingThroughput:
-    rates: dict[str, list[float]] = {setup: [] for setup in SETUPS}
+                  lr: float, setups: tuple[str, ...]) -> TrainingThroughput:
+    rates: dict[str, list[float]] = {setup: [] for setup in setups}
     last, cpu, waited, load, begin = {}, 0, 0, _load(), time.perf_counter()
     for index in range(rounds):
         started = time.perf_counter()
-        for setup in SETUPS:
+        for setup in setups:
             if progress:
                 progress(f"training {model} at batch {batch}, {setup}: round {index + 1}/{rounds}, {steps} steps")
             connection = workers[setup][1]
@@ -584,10 +615,10 @@ def _timed_rounds(model: str, batch: int, steps: int, threads: int, rounds: int,
     return TrainingThroughput(
         model, batch, steps, threads,
         setups=tuple(SetupRate(setup, statistics.median(rates[setup]), tuple(rates[setup]), first[setup],
-                               last[setup]) for setup in SETUPS),
+                               last[setup]) for setup in setups),
         machine=machine,
-        method=f"fp32, train mode, Adam lr {lr:g}, same seed {seed}, synthetic batch; one spawned process per "
-               f"setup, {steps} steps per round, setups taking turns")
+        method=f"float32 ('bf16': bfloat16 autocast), train mode, Adam lr {lr:g}, same seed {seed}, synthetic "
+               f"batch; one spawned process per setup, {steps} steps per round, setups taking turns")
 
 
 # --- everything together: bars, rows, the README table ------------------------------------------------------
@@ -688,15 +719,21 @@ def bars(result: BenchResult) -> tuple[Bar, ...]:
                    detail="" if report.tables_ratio is None else
                    f"{report.files} files: {report.tables_s:.3g} s / {report.pandas_s:.3g} s, best of {report.rounds}"))
     training = result.training
-    detail = ""
-    if training.setups:
-        steps = 1 + training.steps * len(training.setups[0].rounds)
-        detail = (", ".join(f"{r.setup} {r.crops_per_s:.3g}" for r in training.setups) + " crops/s; loss after "
-                  f"{steps} steps " + " / ".join(f"{r.last_loss:.4g}" for r in training.setups))
-    out.append(Bar(f"training {training.model} batch {training.batch}: {SETUPS[1]} / {SETUPS[0]}",
-                   training.speedup, BAR_TRAINING, ">=", reasons=training.reasons, skipped=training.skipped,
-                   detail=detail))
+    rates = {rate.setup: rate for rate in training.setups}
+    steps = 1 + training.steps * len(training.setups[0].rounds) if training.setups else 0
+    for setup in SETUPS[1:]:
+        detail = "" if setup not in rates or "before" not in rates else (
+            f"before {rates['before'].crops_per_s:.3g}, {setup} {rates[setup].crops_per_s:.3g} crops/s; loss after "
+            f"{steps} steps {rates['before'].last_loss:.4g} / {rates[setup].last_loss:.4g}")
+        missing = f"{setup}: not measured" + (" (this CPU has no bfloat16 instructions)" if setup == "bf16" else "")
+        skipped = training.skipped or ("" if detail else missing)
+        out.append(Bar(f"training {training.model} batch {training.batch}: {_SETUP_WORDS[setup]} / before",
+                       training.ratio(setup), BAR_TRAINING, ">=", reasons=training.reasons, skipped=skipped,
+                       detail=detail))
     return tuple(out)
+
+
+_SETUP_WORDS = {"after": "after", "bf16": "after with --bf16"}
 
 
 def bench_rows(result: BenchResult):  # -> pandas.DataFrame

@@ -18,8 +18,8 @@ from hpbench.cli_bench import register_bench_command
 from hpbench.cli_centers import register_centers_command
 from hpbench.cli_data import register_data_commands
 from hpbench.cli_options import (
-    AtolOption, BatchSizeOption, BudgetOption, CentersOption, CheckOption, CompileOption, CoordsChoice, CoordsOption,
-    CpusOption, DataRootOption, DataSeedOption, DatasetOption, DatasetsOption, DeviceChoice, DeviceOption,
+    AtolOption, BatchSizeOption, Bf16Option, BudgetOption, CentersOption, CheckOption, CompileOption, CoordsChoice,
+    CoordsOption, CpusOption, DataRootOption, DataSeedOption, DatasetOption, DatasetsOption, DeviceChoice, DeviceOption,
     DynamicBatchOption,
     EpochsOption, EvalDirOption, ExecutorChoice, ExecutorOption, ExportCheckpointOption, ExportFormat,
     ExportFormatOption, ExportOutOption, FiguresOption, FilesArgument, FloorOption, ForceOption, FormatsOption,
@@ -217,6 +217,7 @@ def run_command(
     resume: ResumeOption = False,
     overwrite: OverwriteOption = False,
     compile: CompileOption = False,
+    bf16: Bf16Option = False,
     profile: RunProfileOption = True,
     floor: FloorOption = True,
     eval_dir: EvalDirOption = None,
@@ -254,6 +255,7 @@ def train_command(
     resume: ResumeOption = False,
     overwrite: OverwriteOption = False,
     compile: CompileOption = False,
+    bf16: Bf16Option = False,
     profile: RunProfileOption = False,
     centers: CentersOption = None,
     select: SelectOption = SelectChoice.final,

@@ -44,7 +44,7 @@ __all__ = [
     "RuntimesOption",
     "SweepBatchOption",
     "parse_runtime_list",
-    "AtolOption", "BatchSizeOption", "CheckOption", "CompileOption", "CoordsChoice", "CoordsOption",
+    "AtolOption", "BatchSizeOption", "Bf16Option", "CheckOption", "CompileOption", "CoordsChoice", "CoordsOption",
     "CropSizeOption", "DataRootOption", "DatasetOption", "DeviceChoice", "DeviceOption", "DynamicBatchOption",
     "EpochsOption", "EvalDirOption", "ExecutorChoice", "ExportCheckpointOption", "ExportFormat", "ExportFormatOption",
     "ExportOutOption", "FiguresOption", "FilesArgument", "FloorOption", "FormatsOption", "FramesOption",
@@ -247,6 +247,10 @@ SeedOption = Annotated[int, typer.Option(help="Seed of data, initialisation, shu
 FloorOption = Annotated[bool, typer.Option("--floor/--no-floor", help="Also train the mean-pose floor.")]
 CompileOption = Annotated[bool, typer.Option(
     "--compile", help="Run the model through torch.compile (the first steps pay the compilation).")]
+Bf16Option = Annotated[bool, typer.Option(
+    "--bf16", help="CPU mixed precision: forward and loss under bfloat16 autocast (weights and Adam stay float32), "
+                   "for cards whose recipe allows mixed precision; CPUs with bfloat16 instructions only. Recorded "
+                   "in config.json.")]
 OverwriteOption = Annotated[bool, typer.Option(
     "--overwrite", help="Clear a run directory that holds an earlier run, then train afresh.")]
 
@@ -399,6 +403,12 @@ def run_settings(options: dict[str, object], *, check_device_option: bool = True
 
     if check_device_option:
         check_device(str(options["device"]))
+    if options.get("bf16") and str(options["device"]).startswith("cpu"):
+        from hpbench.hostinfo import native_bf16
+
+        if native_bf16() is False:
+            fail("--bf16: this CPU has no bfloat16 instructions (avx512_bf16, amx_bf16 or Arm's bf16): autocast "
+                 "would emulate them, slower than float32")
     centers = options.get("centers")
     if isinstance(centers, Path) and not centers.is_dir():
         fail(f"--centers {centers}: " + ("a training run crops its train and test splits around different centres: "

@@ -16,7 +16,7 @@ import os
 import platform
 import re
 
-__all__ = ["ISA_FLAGS", "host_fingerprint"]
+__all__ = ["ISA_FLAGS", "host_fingerprint", "native_bf16"]
 
 #: /proc/cpuinfo flags that select kernels in ATen, oneDNN, MKL or OpenBLAS.
 ISA_FLAGS = ("sse4_1", "sse4_2", "avx", "fma", "f16c", "avx2", "avx512f", "avx512dq", "avx512bw", "avx512vl",
@@ -36,6 +36,16 @@ def _cpuinfo() -> dict[str, str]:
             key, _, value = line.partition(":")
             fields[key.strip()] = value.strip()
     return fields
+
+
+def native_bf16() -> bool | None:
+    """Whether this CPU has bfloat16 arithmetic instructions (x86: avx512_bf16 or amx_bf16; Arm: bf16), from
+    /proc/cpuinfo; None where that cannot be read (off Linux)."""
+    cpu = _cpuinfo()
+    flags = cpu.get("flags", cpu.get("Features"))
+    if flags is None:
+        return None
+    return bool({"avx512_bf16", "amx_bf16", "bf16"} & set(flags.split()))
 
 
 def _openblas_core() -> str:

@@ -290,7 +290,7 @@ def _train_fold(job: _Job, k: int, run_dir: RunDir) -> None:
     train(model, Subjects(datasets, keep), recipe, checkpoint_dir=run_dir.checkpoints, seed=job.seed,
           max_steps=max_steps, device=job.settings.device, resume=job.settings.resume, progress=job.progress,
           log=epoch_log(run_dir, label, job.echo), warn=warning_callback(run_dir, label, job.echo, True),
-          compile=job.settings.compile, name=label)
+          compile=job.settings.compile, cpu_bf16=job.settings.bf16, name=label)
     score = evaluate(model, test_cache, dataset=job.dataset, method=job.card.name, crop=job.protocol.crop,
                      predictions_path=run_dir.predictions, device=job.settings.device, progress=job.progress)
     _write_rows(run_dir.metrics, score, environment, job.seed, split=f"fold-{names[k]}", marks=_marks(job))
@@ -375,10 +375,11 @@ def _fold_config(job: _Job, k: int, recipe: Any, max_steps: int | None, centres:
                  keep: Sequence[np.ndarray]) -> dict[str, Any]:
     """config.json of fold ``k``: what ran (crops per subject, mm)."""
     names = subjects(job.dataset)
-    amp = recipe.mixed_precision and job.settings.device.startswith("cuda")
+    precision = job.settings.precision(recipe)
     return {"model": job.card.name, "dataset": job.dataset.name, "seed": job.seed, "fold": names[k],
             "train_subjects": [name for number, name in enumerate(names) if number != k],
-            "recipe": {**asdict(recipe), "mixed_precision": amp},
+            "recipe": {**asdict(recipe), "mixed_precision": precision["mixed_precision"]},
+            "autocast": precision["autocast"],
             "crop": {name: asdict(subject_crop(job.protocol, name)) for name in names},
             "max_steps": max_steps, "quick": job.settings.quick, "compile": job.settings.compile,
             "data_root": str(job.data_root or ""), "protocol": job.protocol.origin, "centers": centres,

@@ -263,15 +263,16 @@ def _open_data(card: ModelCard, dataset: DatasetSpec, seed: int, settings: RunSe
 
 def _run_config(card: ModelCard, dataset: DatasetSpec, seed: int, settings: RunSettings, recipe: Any,
                 data: _Data, max_steps: int | None) -> dict[str, Any]:
-    """config.json of a run: what ran (mixed precision only where it is used: on CUDA), under which
-    protocol, on which training frames."""
+    """config.json of a run: what ran (mixed precision as used: float16 autocast on CUDA, bfloat16 on a CPU
+    with ``--bf16``), under which protocol, on which training frames."""
     from hpbench import distributed
 
-    amp = recipe.mixed_precision and settings.device.startswith("cuda")
+    precision = settings.precision(recipe)
     selection = data.frames.selection
     frames = f"{len(selection.indices)}/{selection.total}: {data.frames.fallback or selection.rule}"
     return {"model": card.name, "dataset": dataset.name, "seed": seed, "protocol": data.label,
-            "recipe": {**asdict(recipe), "mixed_precision": amp}, "crop": asdict(data.crop), "max_steps": max_steps,
+            "recipe": {**asdict(recipe), "mixed_precision": precision["mixed_precision"]},
+            "autocast": precision["autocast"], "crop": asdict(data.crop), "max_steps": max_steps,
             "train_frames": frames, "quick": settings.quick, "compile": settings.compile,
             "data_root": str(data.data_root or ""),
             "evaluated_checkpoint": ("best of the epoch checkpoints on the test set" if settings.select == "best-test"
@@ -347,7 +348,8 @@ def _train_and_score(card: ModelCard, dataset: DatasetSpec, seed: int, settings:
     model = protocol_model(card.name, data.protocol, num_joints=data.train_cache.joints.shape[1])
     result = train(model, _training_set(data, augmentation, seed), recipe, checkpoint_dir=run_dir.checkpoints,
                    seed=seed, max_steps=max_steps, device=settings.device, resume=settings.resume, progress=progress,
-                   log=epoch_log(run_dir, card.name, echo), warn=warn, compile=settings.compile, name=card.name)
+                   log=epoch_log(run_dir, card.name, echo), warn=warn, compile=settings.compile,
+                   cpu_bf16=settings.bf16, name=card.name)
     if not main:
         return ModelRun(model=card.name, run_dir=run_dir,
                         notes=(f"rank {distributed.rank()}: trained; rank 0 evaluates",))

@@ -35,7 +35,9 @@ class RunSettings:
     ``data_root``: the dataset's root (None: its environment variable, or for a
     synthetic dataset a set rendered on demand, sized by ``frames`` and
     :attr:`synthetic_test_frames`). ``device``: cpu or cuda; ``threads``: torch CPU
-    threads of a run (None: torch's default); ``compile``: torch.compile the model;
+    threads of a run (None: torch's default); ``compile``: torch.compile the model; ``bf16``: on a CPU,
+    forward and loss under bfloat16 autocast where the card's recipe allows mixed precision
+    (:func:`hpbench.train.autocast_dtype`; on CUDA such recipes already run float16 autocast);
     ``resume``: continue from the run's newest intact epoch checkpoint (refused when the
     run was made with other settings); ``overwrite``: clear a run directory holding an
     earlier run first (without either, such a directory is refused); ``profile``: also
@@ -55,6 +57,7 @@ class RunSettings:
     device: str = "cpu"
     threads: int | None = None
     compile: bool = False
+    bf16: bool = False
     resume: bool = False
     overwrite: bool = False
     profile: bool = True
@@ -64,6 +67,17 @@ class RunSettings:
     def __post_init__(self) -> None:
         if self.resume and self.overwrite:
             raise ValueError("--resume continues a run and --overwrite replaces it: give one of them")
+        if self.bf16 and not self.device.startswith("cpu"):
+            raise ValueError(f"--bf16 is mixed precision on a CPU; on {self.device} the cards' recipes already "
+                             "train under float16 autocast")
+
+    def precision(self, recipe: Any) -> dict[str, Any]:
+        """config.json's account of a run's arithmetic under ``recipe``: ``mixed_precision`` as used and the
+        ``autocast`` dtype (None: float32 throughout)."""
+        from hpbench.train import autocast_dtype
+
+        dtype = autocast_dtype(recipe, self.device, cpu_bf16=self.bf16)
+        return {"mixed_precision": dtype is not None, "autocast": None if dtype is None else str(dtype).split(".")[-1]}
 
     @property
     def synthetic_test_frames(self) -> int | None:

@@ -70,8 +70,8 @@ from torch import nn
 from hpbench import distributed
 from hpbench.cards import Constant, Cosine, Recipe, StepDecay
 
-__all__ = ["FrameSubset", "Recipe", "TrainResult", "load_checkpoint_weights", "planned_steps", "train",
-           "with_overrides"]
+__all__ = ["FrameSubset", "Recipe", "TrainResult", "autocast_dtype", "load_checkpoint_weights", "planned_steps",
+           "train", "with_overrides"]
 
 
 class FrameSubset(torch.utils.data.Subset):
@@ -357,6 +357,19 @@ def _rank_weighted(loss: torch.Tensor, total: int, world: int, rank: int) -> tup
     return loss, global_loss
 
 
+def autocast_dtype(recipe: Recipe, device: str | torch.device, *, cpu_bf16: bool = False) -> torch.dtype | None:
+    """The dtype a training step's forward and loss run in under autocast, None for float32: float16 (with
+    gradient scaling) on CUDA when ``recipe.mixed_precision``; bfloat16 on a CPU when asked (``cpu_bf16``,
+    ``--bf16``) and the recipe allows mixed precision; float32 otherwise. Weights, gradients and the optimizer
+    stay float32 in every case."""
+    kind = torch.device(device).type
+    if not recipe.mixed_precision:
+        return None
+    if kind == "cuda":
+        return torch.float16
+    return torch.bfloat16 if kind == "cpu" and cpu_bf16 else None
+
+
 @dataclass(frozen=True)
 class _Loop:
     """The fixed parts of a run that every optimizer step uses (see :func:`train`)."""
@@ -367,7 +380,7 @@ class _Loop:
     scheduler: torch.optim.lr_scheduler.LRScheduler
     scaler: torch.amp.GradScaler
     device: torch.device
-    amp: bool
+    autocast: torch.dtype | None  # the mixed-precision dtype of forward and loss (None: float32)
     recipe: Recipe
     dataset_size: int
     total_steps: int
@@ -414,7 +427,7 @@ def _run_epoch(loop: _Loop, loader: torch.utils.data.DataLoader, epoch: int, ste
         target = batch["joints"].to(loop.device)
         mask = batch["visible"].to(loop.device)
         loop.optimizer.zero_grad(set_to_none=True)
-        with torch.autocast(loop.device.type, enabled=loop.amp):
+        with torch.autocast(loop.device.type, dtype=loop.autocast, enabled=loop.autocast is not None):
             loss = loop.model.loss(loop.forward(depth), target, mask)
         if loop.world == 1:
             value = loss.item()
@@ -474,6 +487,7 @@ def train(
     workers: int = 0,
     resume: bool = False,
     compile: bool = False,
+    cpu_bf16: bool = False,
     progress: bool = False,
     name: str = "model",
     on_step: Callable[[int, float], None] | None = None,
@@ -482,10 +496,10 @@ def train(
 ) -> TrainResult:
     """Train ``model`` on ``dataset`` (items: ``depth``, ``joints``, ``visible``) with ``recipe``.
 
-    Checkpoints after every epoch into ``checkpoint_dir``; ``resume`` continues
-    from the newest one there. ``max_steps`` stops early (checkpointing there).
-    ``on_step(step, loss)`` is called after each optimizer step, ``log(record)``
-    after each epoch with its mean loss, learning rate and seconds; ``name`` leads the progress bar's text.
+    Checkpoints after every epoch into ``checkpoint_dir``; ``resume`` continues from the newest one there.
+    ``max_steps`` stops early (checkpointing there). ``cpu_bf16``: see :func:`autocast_dtype`. ``on_step(step,
+    loss)`` is called after each optimizer step, ``log(record)`` after each epoch with its mean loss, learning
+    rate and seconds; ``name`` leads the progress bar's text.
     Resuming checks each checkpoint against its sha256 file and passes over a corrupt or incomplete newest
     one (or an unreadable ``last.json``), telling ``warn`` (default: a RuntimeWarning); it refuses a checkpoint
     of another recipe, seed or model. Resuming a run that already reached its last step trains nothing and
@@ -511,15 +525,14 @@ def train(
     undo_sync_batchnorm = _sync_batchnorm(model) if world > 1 and device_t.type == "cuda" else (lambda: None)
     if compile:
         model.compile()  # compiles __call__; forward_train goes through it unless a model overrides it
-    amp = recipe.mixed_precision and device_t.type == "cuda"
-    started = time.perf_counter()
+    autocast, started = autocast_dtype(recipe, device_t, cpu_bf16=cpu_bf16), time.perf_counter()
     bar = _progress(progress and rank == 0, total_steps, step, name)
     checkpoint = checkpoint_dir / "none"
     try:
-        loop = _Loop(model=model, forward=_ddp_forward(model, world, device_t), optimizer=optimizer,
-                     scheduler=scheduler, scaler=torch.amp.GradScaler("cuda", enabled=amp), device=device_t, amp=amp,
-                     recipe=recipe, dataset_size=len(dataset), total_steps=total_steps, world=world, rank=rank,
-                     on_step=on_step, bar=bar, name=name)
+        loop = _Loop(model=model, forward=_ddp_forward(model, world, device_t), optimizer=optimizer, bar=bar,
+                     scheduler=scheduler, device=device_t, autocast=autocast, recipe=recipe, on_step=on_step,
+                     scaler=torch.amp.GradScaler("cuda", enabled=autocast == torch.float16),  # not for bfloat16
+                     dataset_size=len(dataset), total_steps=total_steps, world=world, rank=rank, name=name)
         for epoch in range(start_epoch, recipe.epochs):
             if step >= total_steps:
                 break

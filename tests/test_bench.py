@@ -11,11 +11,10 @@ import pytest
 from typer.testing import CliRunner
 
 from hpbench.bench import (
-    BAR_FLOOR, BAR_REPORT, BAR_SPEEDUP, BAR_TRAINING, MARKER_END, MARKER_START, Bar, BenchResult, GemmRate,
-    InferenceRatios, Machine, ModelLatency, ReportVsPandas, SETUPS, SetupRate, TrainingThroughput, as_before, bars,
-    bench_rows,
-    gemm_macs, gemm_rate, mac_floor_ms, performance_table, replace_between_markers, report_vs_pandas,
-    training_throughput, write_performance_table,
+    BAR_FLOOR, BAR_REPORT, BAR_SPEEDUP, BAR_TRAINING, FIRST_LOSS_TOLERANCE, MARKER_END, MARKER_START, Bar,
+    BenchResult, GemmRate, InferenceRatios, Machine, ModelLatency, ReportVsPandas, SETUPS, SetupRate,
+    TrainingThroughput, as_before, bars, bench_rows, gemm_macs, gemm_rate, mac_floor_ms, measured_setups,
+    performance_table, replace_between_markers, report_vs_pandas, training_throughput, write_performance_table,
 )
 from hpbench.cli import app
 
@@ -75,7 +74,8 @@ def _result(*, report: ReportVsPandas | None = None) -> BenchResult:
         report = ReportVsPandas(files=26, report_s=4.0, pandas_s=1.0, rounds=3, report_all_s=(4.0, 4.1, 4.2),
                                 pandas_all_s=(1.0, 1.1, 1.0), tables_s=2.5, machine=QUIET)
     training = TrainingThroughput("ours", 8, 2, 2, setups=(SetupRate("before", 4.0, (4.0, 4.1, 3.9), 0.5, 0.4),
-                                                           SetupRate("after", 9.0, (9.0, 9.1, 8.9), 0.5, 0.4)),
+                                                           SetupRate("after", 9.0, (9.0, 9.1, 8.9), 0.5, 0.4),
+                                                           SetupRate("bf16", 12.0, (12.0, 12.1, 11.9), 0.5, 0.4)),
                                   machine=QUIET)
     return BenchResult("ours", ("trinet",), 2, gemm, inference, report, training, seconds=100.0, date="2026-12-03")
 
@@ -95,6 +95,17 @@ def test_bars_are_the_ratios_by_hand():
     assert tables.value == pytest.approx(2.5) and tables.bar == BAR_REPORT and tables.verdict == "PASS"
     training = found["training ours batch 8: after / before"]  # 9 / 4 crops/s
     assert training.value == pytest.approx(2.25) and training.bar == BAR_TRAINING == 2.0 and training.verdict == "PASS"
+    bf16 = found["training ours batch 8: after with --bf16 / before"]  # 12 / 4 crops/s
+    assert bf16.value == pytest.approx(3.0) and bf16.bar == BAR_TRAINING and bf16.verdict == "PASS"
+
+
+def test_a_cpu_without_bfloat16_skips_its_bar_saying_why():
+    result = _result()
+    two = dataclasses.replace(result.training, setups=result.training.setups[:2])
+    found = {bar.name: bar for bar in bars(dataclasses.replace(result, training=two))}
+    bf16 = found["training ours batch 8: after with --bf16 / before"]
+    assert bf16.value is None and bf16.verdict == "SKIPPED" and "no bfloat16 instructions" in bf16.skipped
+    assert found["training ours batch 8: after / before"].verdict == "PASS"
 
 
 def test_rows_carry_metrics_units_and_reliability():
@@ -153,9 +164,11 @@ def test_missing_handpose_eval_is_a_stated_skip(tmp_path: Path):
 
 def test_training_setups_start_alike_in_their_own_processes():
     result = training_throughput("tinycnn", batch=2, steps=1, rounds=1, threads=1, seconds=0.0)
-    assert tuple(rate.setup for rate in result.setups) == SETUPS, result.skipped
+    assert tuple(rate.setup for rate in result.setups) == measured_setups(), result.skipped
     assert all(len(rate.rounds) == 1 and rate.unit == "crops/s" for rate in result.setups)
-    assert result.loss_difference is not None and result.loss_difference < 1e-4  # same weights, same batch
+    first = result.setups[0].first_loss  # same weights, same batch: float32 to rounding, bfloat16 to its own
+    for rate in result.setups:
+        assert abs(rate.first_loss - first) <= FIRST_LOSS_TOLERANCE.get(rate.setup, 1e-4) * abs(first), rate
     assert "one round" in "; ".join(result.reasons)  # a single round is said
     unknown = training_throughput("no-such-model")  # the worker's failure comes back as words
     assert unknown.skipped.startswith("training throughput skipped: before:") and "no-such-model" in unknown.skipped
@@ -185,7 +198,7 @@ def test_command_on_tiny_settings(tmp_path: Path):
     rows = pd.read_csv(out)
     assert {"gemm_rate", "macs", "mac_floor", "latency_median", "train_throughput", "ratio"} <= set(rows["metric"])
     assert "report_time" not in set(rows["metric"])  # skipped, not invented
-    assert set(rows[rows["metric"] == "train_throughput"]["counter"]) == set(SETUPS)
+    assert set(rows[rows["metric"] == "train_throughput"]["counter"]) == set(measured_setups())
     written = readme.read_bytes().decode("utf-8")
     assert written.startswith(TEXT.split(MARKER_START)[0]) and written.endswith(TEXT.split(MARKER_END)[1])
     assert "| tinycnn best runtime / MAC floor |" in written
@@ -223,6 +236,12 @@ def test_training_setups_that_start_apart_are_flagged():
     assert "first losses differ" in "; ".join(setups(100.1, 80.0).reasons)  # not the same model or batch
     assert "losses differ" in "; ".join(setups(100.0, 82.0).reasons)  # 2.5 % apart: more than drift
     assert setups(100.0, 82.0).loss_difference == pytest.approx(2.0 / 80.0)  # by hand: |82 - 80| / 80
+    assert "first losses differ" in "; ".join(setups(100.05, 80.0).reasons)  # float32: 5e-4 is not rounding
+    bf16 = dataclasses.replace(setups(100.0, 80.0), setups=setups(100.0, 80.0).setups + (
+        SetupRate("bf16", 12.0, (12.0, 12.0), 100.05, 80.2),))
+    assert bf16.reasons == ()  # bfloat16 rounds its first loss by up to 1e-3
+    assert "first losses differ" in "; ".join(dataclasses.replace(bf16, setups=bf16.setups[:2] + (
+        SetupRate("bf16", 12.0, (12.0, 12.0), 100.2, 80.2),)).reasons)  # 2e-3: beyond bfloat16's rounding
 
 
 def test_a_worker_that_dies_silently_is_named():
@@ -234,3 +253,14 @@ def test_a_worker_that_dies_silently_is_named():
     theirs.close()  # as when the worker is killed (out of memory) before it answers
     with pytest.raises(RuntimeError, match="after: its process ended without an answer"):
         _ask(ours, "after", timeout=5)
+
+
+def test_bf16_is_measured_only_where_the_cpu_has_it(monkeypatch):
+    import hpbench.hostinfo
+
+    monkeypatch.setattr(hpbench.hostinfo, "native_bf16", lambda: False)
+    assert measured_setups() == ("before", "after")
+    monkeypatch.setattr(hpbench.hostinfo, "native_bf16", lambda: True)
+    assert measured_setups() == SETUPS == ("before", "after", "bf16")
+    with pytest.raises(ValueError, match="'before' first"):
+        training_throughput("tinycnn", setups=("after", "before"))

@@ -171,3 +171,19 @@ def test_a_count_of_one_agrees_with_its_noun(tmp_path, labels):
     result = runner.invoke(app, ["eval", str(path), "--dataset", "synth", "--labels", str(labels)], env=NARROW)
     assert result.exit_code == 1 and "Traceback" not in result.output
     assert "1 line but the synth test set has 2 frames" in result.output
+
+
+@pytest.mark.parametrize("command", ["train", "run"])
+def test_bf16_is_refused_on_a_cpu_without_bfloat16_and_on_cuda(monkeypatch, tmp_path, command):
+    import hpbench.hostinfo
+
+    model = ["--model", "tinycnn"] if command == "train" else ["--models", "tinycnn"]
+    monkeypatch.setattr(hpbench.hostinfo, "native_bf16", lambda: False)
+    result = runner.invoke(app, [command, *model, "--bf16", "--results", str(tmp_path)], env={"COLUMNS": "200"})
+    assert result.exit_code == 2 and "--bf16: this CPU has no bfloat16 instructions" in result.output, result.output
+    assert not any(tmp_path.iterdir())  # refused before any work
+    monkeypatch.setattr(hpbench.hostinfo, "native_bf16", lambda: True)
+    monkeypatch.setattr("hpbench.cli_options.check_device", lambda device: None)  # as if a GPU were there
+    result = runner.invoke(app, [command, *model, "--bf16", "--device", "cuda", "--results", str(tmp_path)],
+                           env={"COLUMNS": "200"})
+    assert result.exit_code == 2 and "--bf16 is mixed precision on a CPU" in result.output, result.output

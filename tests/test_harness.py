@@ -139,3 +139,41 @@ def test_run_trains_evaluates_profiles_and_reports(synth_root, tmp_path, monkeyp
     assert f"{mean:.3f}" in result.output
     saved = read_results([tmp_path / "scored/synth/tinycnn.csv"])
     assert saved.loc[saved["metric"] == "mean_error", "value"].item() == pytest.approx(mean)
+
+
+def test_autocast_dtype_follows_device_recipe_and_the_bf16_option():
+    from hpbench.train import autocast_dtype
+
+    mixed = Recipe(optimizer="adam", lr=1e-3, batch_size=8, epochs=1, schedule=Cosine(), augment=False,
+                   mixed_precision=True)
+    plain = Recipe(optimizer="adam", lr=1e-3, batch_size=8, epochs=1, schedule=Cosine(), augment=False,
+                   mixed_precision=False)
+    assert autocast_dtype(mixed, "cuda") == autocast_dtype(mixed, "cuda:1", cpu_bf16=True) == torch.float16
+    assert autocast_dtype(mixed, "cpu") is None  # float32 unless asked
+    assert autocast_dtype(mixed, "cpu", cpu_bf16=True) == torch.bfloat16
+    assert autocast_dtype(plain, "cpu", cpu_bf16=True) is None and autocast_dtype(plain, "cuda") is None
+    with pytest.raises(ValueError, match="--bf16 is mixed precision on a CPU"):
+        RunSettings(bf16=True, device="cuda")
+
+
+def test_cpu_bf16_trains_convolutions_in_bfloat16_and_the_rest_in_float32(train_cache, tmp_path):
+    """``cpu_bf16`` (``--bf16``): the forward's convolutions compute in bfloat16, weights, gradients and
+    Adam's state stay float32, and the loss stays near float32's (same weights, same batches)."""
+    recipe = Recipe(optimizer="adam", lr=1e-3, batch_size=8, epochs=1, schedule=Cosine(), augment=False,
+                    mixed_precision=True)
+    dataset = CropDataset(train_cache, augmentation=None, seed=1)
+    losses, seen = {}, []
+    for bf16 in (False, True):
+        torch.manual_seed(0)
+        model = create_model("tinycnn", num_joints=16)
+        conv = next(module for module in model.modules() if isinstance(module, torch.nn.Conv2d))
+        hook = conv.register_forward_hook(lambda module, args, out, bf16=bf16: seen.append((bf16, out.dtype)))
+        steps: list[float] = []
+        train(model, dataset, recipe, checkpoint_dir=tmp_path / str(bf16), seed=1, max_steps=3, cpu_bf16=bf16,
+              on_step=lambda step, loss, steps=steps: steps.append(loss))
+        hook.remove()
+        losses[bf16] = steps
+        assert all(p.dtype == torch.float32 for p in model.parameters())  # what Adam updates
+    assert {dtype for bf16, dtype in seen if bf16} == {torch.bfloat16}
+    assert {dtype for bf16, dtype in seen if not bf16} == {torch.float32}
+    assert losses[True][0] == pytest.approx(losses[False][0], rel=1e-2) and losses[True] != losses[False]

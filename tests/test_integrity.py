@@ -78,7 +78,8 @@ def test_files_follow_the_umask_and_the_config_records_what_ran(finished):
     assert set(modes.values()) == {"0o644"}, modes
     assert not run_dir.lock_file.exists()  # released at the end
     recipe = run_dir.read_config()["recipe"]
-    assert recipe["mixed_precision"] is False  # the card asks for it, but a CPU run does not use it
+    assert recipe["mixed_precision"] is False  # the card asks for it, but a CPU run does not use it unasked
+    assert run_dir.read_config()["autocast"] is None
     sums = (run_dir.checkpoints / "epoch0002.sha256").read_text().split()
     assert sums[1::2] == ["epoch0002.safetensors", "epoch0002.optim.safetensors", "epoch0002.json"]
 
