@@ -273,3 +273,17 @@ def test_cost_legend_explains_smoke_schedule_crosses_and_only_drawn_kinds():
     figure = cost_figure(cost_points(rows, dataset="synth"), dataset="synth")
     labels = [text.get_text() for legend in figure.legends for text in legend.get_texts()]
     assert labels == ["smoke schedule (--quick), never on the frontier", "Pareto frontier"]
+
+
+def test_a_floor_without_macs_is_a_level_on_the_mac_panel_and_named_in_the_legend():
+    """The mean pose computes nothing (0 MACs): no place on a log axis, so the MAC panel draws its error as a
+    dotted level in its colour and the legend says so; the latency panel, where it has a cost, draws a point."""
+    rows = rows_of({"ours": 30.0, "meanpose": 58.35}, dataset="synth",
+                   costs={"ours": (181_819, 0.273), "meanpose": (42, 0.0)})
+    figure = cost_figure(cost_points(rows, dataset="synth"), dataset="synth")
+    macs, latency = figure.axes
+    levels = [line for line in macs.get_lines() if line.get_linestyle() == ":"]
+    assert len(levels) == 1 and set(levels[0].get_ydata()) == {58.35}
+    assert not [line for line in latency.get_lines() if line.get_linestyle() == ":"]
+    labels = [text.get_text() for legend in figure.legends for text in legend.get_texts()]
+    assert "Mean pose (floor): 58.4 mm, no MACs (a level)" in labels

@@ -217,7 +217,16 @@ def _place_labels(axes: Axes, xs: np.ndarray, ys: np.ndarray, labels: list[str],
         taken.append(box)
 
 
+def _levels(points: pd.DataFrame, column: str) -> pd.DataFrame:
+    """Reference floors with an error but no positive ``column`` cost (the mean pose computes nothing): no
+    place on a log axis, so their panel draws them as a level line."""
+    error = np.isfinite(points["Mean error (mm)"].to_numpy(dtype=float))
+    return points[points["reference"].astype(bool) & error & ~(points[column].to_numpy(dtype=float) > 0)]
+
+
 def _panel(axes: Axes, points: pd.DataFrame, column: str, xlabel: str, colors: dict[str, object]) -> None:
+    for _, level in _levels(points, column).iterrows():
+        axes.axhline(level["Mean error (mm)"], color=colors[level["Model"]], linestyle=":", linewidth=0.9, zorder=1)
     drawn = points[np.isfinite(points[column].to_numpy(dtype=float)) & (points[column] > 0)]
     eligible = ~drawn["reference"].astype(bool) & (drawn["schedule"] != QUICK)
     errors, costs = drawn["Mean error (mm)"].to_numpy(dtype=float), drawn[column].to_numpy(dtype=float)
@@ -268,8 +277,11 @@ def cost_figure(points: pd.DataFrame, *, dataset: str) -> Figure:
     colors = {model: style["color"] for model, style in zip(points["Model"], styles, strict=True)}
     quick = points["schedule"] == QUICK
     kinds = sorted({_kind(point) for _, point in points[~quick].iterrows()})
+    levels = _levels(points, "thop MACs (G)")
     labels = [_KINDS[k][1] for k in kinds] + (["smoke schedule (--quick), never on the frontier"] if quick.any()
-                                              else []) + ["Pareto frontier"]
+                                              else []) + ["Pareto frontier"] + [
+        f"{method}: {error:.3g} mm, no MACs (a level)" for method, error in
+        zip(levels["Method"], levels["Mean error (mm)"], strict=True)]
     width = DOUBLE_COLUMN_IN if latency else SINGLE_COLUMN_IN
     columns = _legend_columns(labels, width)
     with _style_context():
@@ -287,6 +299,7 @@ def cost_figure(points: pd.DataFrame, *, dataset: str) -> Figure:
         if quick.any():
             handles.append(Line2D([], [], marker="x", linestyle="", color="0.3", markersize=4))
         handles.append(Line2D([], [], color="0.55", linestyle="--", linewidth=0.8))
+        handles += [Line2D([], [], color=colors[model], linestyle=":", linewidth=0.9) for model in levels["Model"]]
         figure.legend(handles, labels, loc="outside lower center", ncols=columns, frameon=False)
         figure.suptitle(f"{dataset.upper()}: error against cost")
         figure.draw_without_rendering()
