@@ -345,6 +345,7 @@ def sweep_command(
     log_dir: LogDirOption = None,
     eval_dir: EvalDirOption = None,
     centers: CentersOption = None,
+    bf16: Bf16Option = False,
 ) -> None:
     """Train models x datasets x seeds, one job each (local or Slurm), then report mean +- std over seeds.
 

@@ -401,14 +401,14 @@ def run_settings(options: dict[str, object], *, check_device_option: bool = True
 
     from hpbench.runner import RunSettings
 
-    if check_device_option:
+    if check_device_option:  # this machine runs the jobs (a Slurm node's run refuses --bf16 on its own)
         check_device(str(options["device"]))
-    if options.get("bf16") and str(options["device"]).startswith("cpu"):
-        from hpbench.hostinfo import native_bf16
+        if options.get("bf16") and str(options["device"]).startswith("cpu"):
+            from hpbench.hostinfo import native_bf16
+            from hpbench.runner import BF16_REFUSAL
 
-        if native_bf16() is False:
-            fail("--bf16: this CPU has no bfloat16 instructions (avx512_bf16, amx_bf16 or Arm's bf16): autocast "
-                 "would emulate them, slower than float32")
+            if native_bf16() is False:
+                fail(BF16_REFUSAL)
     centers = options.get("centers")
     if isinstance(centers, Path) and not centers.is_dir():
         fail(f"--centers {centers}: " + ("a training run crops its train and test splits around different centres: "

@@ -187,3 +187,20 @@ def test_bf16_is_refused_on_a_cpu_without_bfloat16_and_on_cuda(monkeypatch, tmp_
     result = runner.invoke(app, [command, *model, "--bf16", "--device", "cuda", "--results", str(tmp_path)],
                            env={"COLUMNS": "200"})
     assert result.exit_code == 2 and "--bf16 is mixed precision on a CPU" in result.output, result.output
+
+
+def test_a_run_refuses_bf16_on_its_own_cpu_before_any_work(monkeypatch, tmp_path):
+    """A sweep's Slurm job is not checked where it is submitted: the run itself refuses --bf16 on a CPU
+    without bfloat16 instructions, leaving nothing behind; a local sweep is refused at the command line."""
+    import hpbench.hostinfo
+    from hpbench.data.specs import get_dataset
+    from hpbench.runner import RunSettings, run_one
+
+    monkeypatch.setattr(hpbench.hostinfo, "native_bf16", lambda: False)
+    outcome = run_one("tinycnn", get_dataset("synth"), 0, RunSettings(bf16=True), results_dir=tmp_path,
+                      progress=False, echo=lambda text: None)
+    assert outcome.refused and outcome.error.startswith("--bf16: this CPU has no bfloat16 instructions")
+    assert not any(tmp_path.iterdir())
+    result = runner.invoke(app, ["sweep", "--models", "tinycnn", "--bf16", "--results", str(tmp_path)],
+                           env={"COLUMNS": "200"})
+    assert result.exit_code == 2 and "--bf16: this CPU has no bfloat16 instructions" in result.output, result.output
