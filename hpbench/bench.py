@@ -424,11 +424,6 @@ class TrainingThroughput:
     method: str = ""
     skipped: str = ""
 
-    @property
-    def speedup(self) -> float | None:
-        """'after' crops/s over 'before'."""
-        return self.ratio("after")
-
     def ratio(self, setup: str) -> float | None:
         """``setup``'s crops/s over 'before''s (None when either was not measured)."""
         rates = {rate.setup: rate.crops_per_s for rate in self.setups}

@@ -401,14 +401,8 @@ def run_settings(options: dict[str, object], *, check_device_option: bool = True
 
     from hpbench.runner import RunSettings
 
-    if check_device_option:  # this machine runs the jobs (a Slurm node's run refuses --bf16 on its own)
+    if check_device_option:
         check_device(str(options["device"]))
-        if options.get("bf16") and str(options["device"]).startswith("cpu"):
-            from hpbench.hostinfo import native_bf16
-            from hpbench.runner import BF16_REFUSAL
-
-            if native_bf16() is False:
-                fail(BF16_REFUSAL)
     centers = options.get("centers")
     if isinstance(centers, Path) and not centers.is_dir():
         fail(f"--centers {centers}: " + ("a training run crops its train and test splits around different centres: "
@@ -417,7 +411,11 @@ def run_settings(options: dict[str, object], *, check_device_option: bool = True
                                          if centers.is_file() else "no such folder"))
     try:
         values = {field.name: options[field.name] for field in fields(RunSettings) if field.name in options}
-        return RunSettings(**{name: value.value if isinstance(value, enum.Enum) else value
-                              for name, value in values.items()})
-    except ValueError as error:  # --resume with --overwrite
+        settings = RunSettings(**{name: value.value if isinstance(value, enum.Enum) else value
+                                  for name, value in values.items()})
+    except ValueError as error:  # --resume with --overwrite, --bf16 on CUDA
         fail(str(error))
+    problem = settings.hardware_problem() if check_device_option else ""  # this machine runs the jobs
+    if problem:
+        fail(problem)  # before any work
+    return settings

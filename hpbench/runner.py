@@ -79,11 +79,11 @@ def run_one(model: str, dataset: DatasetSpec, seed: int, settings: RunSettings, 
     model's failure never sinks the others.
     """
     from hpbench import distributed
-    from hpbench.hostinfo import native_bf16
 
-    if settings.bf16 and settings.device.startswith("cpu") and native_bf16() is False:  # e.g. a sweep's node
+    problem = settings.hardware_problem()  # this machine's own check (a sweep's Slurm node is not the submitter)
+    if problem:
         return ModelRun(model=model, run_dir=RunDir.of(results_dir, dataset.name, model, seed), refused=True,
-                        error=BF16_REFUSAL)
+                        error=problem)
     if _subject_splits(dataset):
         return _run_loso(model, dataset, seed, settings, results_dir=results_dir, progress=progress, echo=echo)
     run_dir = RunDir.of(results_dir, dataset.name, model, seed)
@@ -100,10 +100,6 @@ def run_one(model: str, dataset: DatasetSpec, seed: int, settings: RunSettings, 
             return _attempt(model, dataset, seed, settings, run_dir, progress=progress, echo=echo)
     except RunRefused as refused:
         return ModelRun(model=model, run_dir=run_dir, error=str(refused), refused=True)
-
-
-BF16_REFUSAL = ("--bf16: this CPU has no bfloat16 instructions (avx512_bf16, amx_bf16 or Arm's bf16): autocast "
-                "would emulate them, slower than float32")
 
 
 def _subject_splits(dataset: DatasetSpec) -> bool:

@@ -71,6 +71,16 @@ class RunSettings:
             raise ValueError(f"--bf16 is mixed precision on a CPU; on {self.device} the cards' recipes already "
                              "train under float16 autocast")
 
+    def hardware_problem(self) -> str:
+        """Why this machine cannot run these settings ('' when it can): ``bf16`` on a CPU without bfloat16
+        instructions, where autocast would emulate them."""
+        from hpbench.hostinfo import native_bf16
+
+        if self.bf16 and self.device.startswith("cpu") and native_bf16() is False:
+            return ("--bf16: this CPU has no bfloat16 instructions (avx512_bf16, amx_bf16 or Arm's bf16): autocast "
+                    "would emulate them, slower than float32")
+        return ""
+
     def precision(self, recipe: Any) -> dict[str, Any]:
         """config.json's account of a run's arithmetic under ``recipe``: ``mixed_precision`` as used and the
         ``autocast`` dtype (None: float32 throughout)."""
