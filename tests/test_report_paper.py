@@ -287,3 +287,48 @@ def test_a_floor_without_macs_is_a_level_on_the_mac_panel_and_named_in_the_legen
     assert not [line for line in latency.get_lines() if line.get_linestyle() == ":"]
     labels = [text.get_text() for legend in figure.legends for text in legend.get_texts()]
     assert "Mean pose (floor): 58.4 mm, no MACs (a level)" in labels
+
+
+
+def test_label_obstacles_lie_on_the_drawn_lines():
+    """The display points labels keep off follow each line's own transform: a level (axhline, x in axes
+    coordinates) spans the axes' width at its height, a post-step line runs along its corners, and nothing lies
+    outside the axes (read through the data transform, a level on a log axis began 10^5 px to the left)."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    from hpbench.report.cost import _line_samples
+
+    figure = Figure(figsize=(3.0, 2.0))
+    FigureCanvasAgg(figure)
+    axes = figure.subplots()
+    axes.set_xscale("log")
+    axes.set_xlim(0.1, 100.0)
+    axes.set_ylim(0.0, 100.0)
+    axes.axhline(50.0)
+    axes.step([0.2, 5.0], [80.0, 20.0], where="post")
+    box = axes.get_window_extent()
+    (x_02, y_80), (x_5, y_20), (_, y_50) = axes.transData.transform([(0.2, 80.0), (5.0, 20.0), (1.0, 50.0)])
+    samples = _line_samples(axes)
+    level = samples[np.isclose(samples[:, 1], y_50)]
+    assert level[:, 0].min() == pytest.approx(box.x0) and level[:, 0].max() == pytest.approx(box.x1)
+    assert np.diff(np.sort(level[:, 0])).max() < 6.0  # narrower than any label: none fits between samples
+    top = samples[np.isclose(samples[:, 1], y_80)]
+    assert top[:, 0].min() == pytest.approx(x_02) and top[:, 0].max() == pytest.approx(x_5)
+    riser = samples[np.isclose(samples[:, 0], x_5) & (samples[:, 1] < y_80)]
+    assert riser[:, 1].min() == pytest.approx(y_20)
+    assert (samples[:, 0] >= box.x0 - 1e-6).all() and (samples[:, 0] <= box.x1 + 1e-6).all()
+
+
+def test_label_overlap_test_agrees_with_matplotlib_bbox_overlaps():
+    """The vectorized test behind label placement says what ``Bbox.overlaps`` says, touching edges and
+    reversed corners included (integer corners on a small grid: many touch)."""
+    from matplotlib.transforms import Bbox
+
+    from hpbench.report.cost import _extents, _hits
+
+    rng = np.random.default_rng(0)
+    for _ in range(300):
+        box, others = rng.integers(0, 6, 4).astype(float), rng.integers(0, 6, (3, 4)).astype(float)
+        expected = any(Bbox.from_extents(*box).overlaps(Bbox.from_extents(*other)) for other in others)
+        assert _hits(_extents(box)[0], _extents(others)) == expected

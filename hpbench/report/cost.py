@@ -168,12 +168,22 @@ def _kind(point: pd.Series) -> str:
     return "quoted" if str(point["gmac_from"]).startswith("quoted") else "paper"
 
 
-def _overlaps(box, boxes) -> bool:
-    return any(box.overlaps(other) for other in boxes)
+def _extents(boxes: np.ndarray) -> np.ndarray:
+    """(N, 4) display boxes as (x0, y0, x1, y1) with x0 <= x1 and y0 <= y1."""
+    boxes = np.asarray(boxes, dtype=float).reshape(-1, 4)
+    return np.column_stack([np.minimum(boxes[:, 0], boxes[:, 2]), np.minimum(boxes[:, 1], boxes[:, 3]),
+                            np.maximum(boxes[:, 0], boxes[:, 2]), np.maximum(boxes[:, 1], boxes[:, 3])])
+
+
+def _hits(box: np.ndarray, taken: np.ndarray) -> bool:
+    """Whether the (x0, y0, x1, y1) ``box`` overlaps any row of ``taken`` (touching counts, as Bbox.overlaps)."""
+    return bool(np.any((taken[:, 0] <= box[2]) & (box[0] <= taken[:, 2]) & (taken[:, 1] <= box[3])
+                       & (box[1] <= taken[:, 3])))
 
 
 def _line_samples(axes: Axes, step_px: float = 3.0) -> np.ndarray:
-    """Display-coordinate points every ``step_px`` along the axes' lines (the frontier, drawn as post steps)."""
+    """Display-coordinate points every ``step_px`` along the axes' lines, each through its own transform (a
+    level's x is in axes coordinates); the lines are read as post steps (the frontier; a level is flat)."""
     samples = [np.empty((0, 2))]
     for line in axes.get_lines():
         xy = np.asarray(line.get_xydata(), dtype=float)
@@ -181,7 +191,7 @@ def _line_samples(axes: Axes, step_px: float = 3.0) -> np.ndarray:
             continue
         corners = np.repeat(xy, 2, axis=0)[1:]  # (x0, y0) (x1, y0) (x1, y1) (x2, y1) ...: post steps
         corners[1::2, 1] = xy[:-1, 1]
-        path = axes.transData.transform(corners)
+        path = line.get_transform().transform(corners)
         for start, stop in zip(path[:-1], path[1:], strict=True):
             count = max(2, int(np.hypot(*(stop - start)) / step_px) + 1)
             samples.append(start + np.linspace(0.0, 1.0, count)[:, None] * (stop - start))
@@ -191,12 +201,11 @@ def _line_samples(axes: Axes, step_px: float = 3.0) -> np.ndarray:
 def _place_labels(axes: Axes, xs: np.ndarray, ys: np.ndarray, labels: list[str], renderer) -> None:
     """Label each point at the first of a ring of offsets where its text hits no other label, no point and
     stays inside the axes; failing all, at the farthest offset with a leader line."""
-    from matplotlib.transforms import Bbox
-
-    centres = axes.transData.transform(np.column_stack([xs, ys]))
-    taken = [Bbox.from_bounds(x - 7, y - 7, 14, 14) for x, y in centres]  # a margin: a label never sits on
-    # another method's marker, so it reads as its own point's; nor on the frontier's line
-    taken += [Bbox.from_bounds(x - 1.5, y - 1.5, 3, 3) for x, y in _line_samples(axes)]
+    centres = axes.transData.transform(np.column_stack([xs, ys])).reshape(-1, 2)
+    lines = _line_samples(axes)
+    # a margin: a label never sits on another method's marker, so it reads as its own point's; nor on a line
+    taken = np.concatenate([_extents(np.hstack([centres - 7, centres + 7])),
+                            _extents(np.hstack([lines - 1.5, lines + 1.5]))])
     inside = axes.get_window_extent(renderer)
     offsets = [(dx * r, dy * r) for r in (1, 2, 3.2) for dx, dy in
                ((4, 2), (-4, 2), (4, -8), (-4, -8), (0, 6), (0, -12), (8, 8), (-8, -12))]
@@ -205,7 +214,8 @@ def _place_labels(axes: Axes, xs: np.ndarray, ys: np.ndarray, labels: list[str],
             text = axes.annotate(label, (x, y), xytext=(dx, dy), textcoords="offset points",
                                  ha="left" if dx > 0 else "right" if dx < 0 else "center", annotation_clip=False)
             box = text.get_window_extent(renderer)
-            if not _overlaps(box, taken) and inside.contains(box.x0, box.y0) and inside.contains(box.x1, box.y1):
+            if not _hits(_extents(box.extents)[0], taken) and inside.contains(box.x0, box.y0) \
+                    and inside.contains(box.x1, box.y1):
                 break
             text.remove()
         else:
@@ -214,7 +224,7 @@ def _place_labels(axes: Axes, xs: np.ndarray, ys: np.ndarray, labels: list[str],
                                  arrowprops={"arrowstyle": "-", "linewidth": 0.4, "color": "0.4"})
             box = text.get_window_extent(renderer)
         text.set_in_layout(False)
-        taken.append(box)
+        taken = np.concatenate([taken, _extents(box.extents)])
 
 
 def _levels(points: pd.DataFrame, column: str) -> pd.DataFrame:
