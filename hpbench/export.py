@@ -24,6 +24,7 @@ import io
 import os
 import re
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
@@ -47,6 +48,7 @@ __all__ = [
     "example_input",
     "export_model",
     "export_onnx",
+    "faster_onnxruntime_session",
     "onnxruntime_latency",
     "onnxruntime_session",
     "run_onnx",
@@ -151,15 +153,82 @@ def export_onnx(
     return path
 
 
-def onnxruntime_session(path: str | os.PathLike[str], *, threads: int = 1) -> Any:  # -> onnxruntime.InferenceSession
-    """An ONNX Runtime CPU session on ``path`` with ``threads`` intra-op threads (one inter-op thread)."""
+def onnxruntime_session(path: str | os.PathLike[str], *, threads: int = 1, spinning: bool = True) -> Any:
+    """An ONNX Runtime CPU session on ``path`` with ``threads`` intra-op threads (one inter-op thread).
+
+    ``spinning``: whether idle intra-op threads spin-wait for the next operator (ONNX Runtime's default) or
+    sleep (``session.intra_op.allow_spinning`` = 0)."""
     ort = _require("onnxruntime")
     options = ort.SessionOptions()
     options.intra_op_num_threads = threads
     options.inter_op_num_threads = 1
     options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
     options.log_severity_level = 3  # errors only
+    if not spinning:
+        options.add_session_config_entry(SPINNING_KEY, "0")
     return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+
+
+SPINNING_KEY = "session.intra_op.allow_spinning"
+CHOICE_SECONDS = 0.15
+"""About how long :func:`faster_onnxruntime_session` times each session per round (3 rounds; one call each
+when a call takes longer)."""
+
+
+def spins(session: Any) -> bool:
+    """Whether ``session``'s idle intra-op threads spin-wait (ONNX Runtime's default)."""
+    try:
+        return session.get_session_options().get_session_config_entry(SPINNING_KEY) != "0"
+    except RuntimeError:  # not set: the default
+        return True
+
+
+def spinning_words(session: Any) -> str:
+    """", intra-op spinning off" for a session whose threads sleep, else "" (ONNX Runtime's default)."""
+    return "" if spins(session) else ", intra-op spinning off"
+
+
+def _call_seconds(session: Any, example: torch.Tensor, calls: int) -> float:
+    import time
+
+    start = time.perf_counter()
+    for _ in range(calls):
+        run_onnx(session, example)
+    return (time.perf_counter() - start) / calls
+
+
+def faster_onnxruntime_session(path: str | os.PathLike[str], example: torch.Tensor, *, threads: int,
+                               measure: Callable[[Any, int], float] | None = None) -> tuple[Any, str]:
+    """The faster on ``example`` of two sessions on ``path``, intra-op spinning on (the default) and off, and
+    a line saying which, with each one's median seconds per call; with one thread (nothing to spin) the
+    default session and "".
+
+    Spinning threads take a CPU from the thread doing the work wherever the cores are shared (a VM's
+    hyperthreads, another job): on this project's 2-core VM ours at batch 1 and 2 threads took 12-16 ms with
+    spinning and 7-9.5 ms without, in alternating runs, while at other times spinning was the faster (6.3-6.5
+    against 8.6-9.5 ms, 2026-12-03).
+    The sessions take turns: one warm-up call each, then 3 rounds of about :data:`CHOICE_SECONDS` each (a
+    single round of one call when a call takes longer). ``measure(session, calls)`` (seconds per call) replaces
+    the clock in tests."""
+    import statistics
+
+    if threads <= 1:
+        return onnxruntime_session(path, threads=threads), ""
+    measure = measure or (lambda session, calls: _call_seconds(session, example, calls))
+    sessions = {True: onnxruntime_session(path, threads=threads, spinning=True),
+                False: onnxruntime_session(path, threads=threads, spinning=False)}
+    first = {spinning: measure(session, 1) for spinning, session in sessions.items()}  # warm-up
+    slowest = max(first.values())
+    rounds, calls = (3, max(1, int(CHOICE_SECONDS / slowest))) if slowest < CHOICE_SECONDS else (1, 1)
+    times: dict[bool, list[float]] = {True: [], False: []}
+    for _ in range(rounds):
+        for spinning, session in sessions.items():
+            times[spinning].append(measure(session, calls))
+    medians = {spinning: statistics.median(values) for spinning, values in times.items()}
+    chosen = min(medians, key=lambda spinning: (medians[spinning], not spinning))  # a tie keeps the default
+    said = (f"onnxruntime: intra-op spinning {'on' if chosen else 'off'}, measured "
+            f"{1e3 * medians[chosen]:.2f} vs {1e3 * medians[not chosen]:.2f} ms")
+    return sessions[chosen], said
 
 
 def run_onnx(session: Any, example: torch.Tensor) -> np.ndarray:
@@ -277,12 +346,13 @@ def onnxruntime_latency(
     """ONNX Runtime CPU latency of the ONNX file ``path`` on ``example`` (its batch size), timed as
     :func:`measure_latency` times PyTorch: ``threads`` intra-op threads (default: torch's setting)."""
     threads = threads or torch.get_num_threads()
-    session = onnxruntime_session(path, threads=threads)  # a clear error when onnxruntime is missing
+    inputs = example.detach().cpu().float()
+    # a clear error when onnxruntime is missing
+    session, _ = faster_onnxruntime_session(path, inputs, threads=threads)
     import onnxruntime
 
-    inputs = example.detach().cpu().float()
     measurement = time_step(lambda: run_onnx(session, inputs), threads=threads, warmup=warmup,
                              min_run_time_s=min_run_time_s)
-    method = f"onnxruntime {onnxruntime.__version__} CPUExecutionProvider, blocked_autorange"
+    method = f"onnxruntime {onnxruntime.__version__} CPUExecutionProvider{spinning_words(session)}, blocked_autorange"
     return to_latency(measurement, batch=int(example.shape[0]), method=method,
                     env=environment(torch.device("cpu"), torch.float32, threads))

@@ -317,16 +317,18 @@ def _onnx_step(session, shape: tuple[int, ...]) -> Callable[[int], Callable]:
 
 
 def _onnx_target(name: str, model: nn.Module, runtime: Runtime, shape: tuple[int, ...], threads: int,
-                 exports: _Exports) -> Target:
-    from hpbench.export import onnxruntime_session
+                 exports: _Exports) -> tuple[Target, str]:
+    """The ONNX export of ``model`` in ONNX Runtime (CPU: spinning threads or not, the faster on a batch-1
+    input, said) or its TensorRT provider, and '' or what the choice says."""
+    from hpbench.export import example_input, faster_onnxruntime_session, spinning_words
 
     path = exports.path(name, model, shape)
     import onnxruntime as ort
 
     if runtime is Runtime.ONNX:
-        session = onnxruntime_session(path, threads=threads)
+        session, said = faster_onnxruntime_session(path, example_input(shape, batch=1), threads=threads)
         return Target(name, runtime, torch.device("cpu"), _onnx_step(session, shape),
-                      f"onnxruntime {ort.__version__} CPUExecutionProvider", threads)
+                      f"onnxruntime {ort.__version__} CPUExecutionProvider{spinning_words(session)}", threads), said
     if "TensorrtExecutionProvider" not in ort.get_available_providers():
         raise RuntimeError("onnxruntime has no TensorrtExecutionProvider (onnxruntime-gpu with TensorRT)")
     options = ort.SessionOptions()
@@ -336,14 +338,15 @@ def _onnx_target(name: str, model: nn.Module, runtime: Runtime, shape: tuple[int
     if session.get_providers()[0] != "TensorrtExecutionProvider":
         raise RuntimeError(f"TensorRT not used: onnxruntime chose {session.get_providers()[0]}")
     return Target(name, runtime, torch.device("cuda"), _onnx_step(session, shape),
-                  f"onnxruntime {ort.__version__} TensorrtExecutionProvider fp32, host input", threads)
+                  f"onnxruntime {ort.__version__} TensorrtExecutionProvider fp32, host input", threads), ""
 
 
 def _target(name: str, model: nn.Module, runtime: Runtime, device: str, shape: tuple[int, ...], threads: int,
             exports: _Exports) -> tuple[Target, str]:
-    """A prepared model in ``runtime`` on ``device`` and '' or what the preparation says (fusion)."""
+    """A prepared model in ``runtime`` on ``device`` and '' or what the preparation says (fusion, ONNX Runtime's
+    spinning)."""
     if runtime in (Runtime.ONNX, Runtime.TENSORRT):
-        return _onnx_target(name, model, runtime, shape, threads, exports), ""
+        return _onnx_target(name, model, runtime, shape, threads, exports)
     where, said = torch.device(device), ""
     net = copy.deepcopy(model).eval()
     method = "eager PyTorch, inference mode"

@@ -26,8 +26,10 @@ from hpbench.export import (  # noqa: E402
     check_onnx,
     example_input,
     export_onnx,
+    faster_onnxruntime_session,
     onnxruntime_session,
     run_onnx,
+    spins,
 )
 from hpbench.profile import ONNXRUNTIME, Runtime, profile_models  # noqa: E402
 from hpbench.results import read_results  # noqa: E402
@@ -58,6 +60,40 @@ def test_onnxruntime_matches_pytorch(exported, batch):
     assert actual.shape == expected.shape == (batch, 14, 3)
     np.testing.assert_allclose(actual, expected, rtol=0, atol=TOLERANCE)
     assert check_onnx(model, path, example, atol=TOLERANCE) == pytest.approx(np.abs(actual - expected).max())
+
+
+def test_sessions_spin_by_default_and_sleep_when_told(exported):
+    _, path, shape = exported
+    assert spins(onnxruntime_session(path, threads=2))
+    sleeping = onnxruntime_session(path, threads=2, spinning=False)
+    assert not spins(sleeping)
+    example = example_input(shape)
+    np.testing.assert_array_equal(run_onnx(sleeping, example), run_onnx(onnxruntime_session(path, threads=2), example))
+
+
+@pytest.mark.parametrize("spinning_ms, sleeping_ms, kept", [(14.0, 8.0, False), (6.3, 8.9, True), (7.0, 7.0, True)])
+def test_the_faster_session_is_kept_and_said(exported, spinning_ms, sleeping_ms, kept):
+    """Spinning on or off, whichever the clock (here a stand-in) finds faster; a tie keeps ONNX Runtime's
+    default (spinning). Each session is timed in every round."""
+    _, path, shape = exported
+    timed = []
+
+    def measure(session, calls):
+        timed.append(spins(session))
+        return (spinning_ms if spins(session) else sleeping_ms) / 1e3
+
+    session, said = faster_onnxruntime_session(path, example_input(shape), threads=2, measure=measure)
+    assert spins(session) is kept
+    first, second = (spinning_ms, sleeping_ms) if kept else (sleeping_ms, spinning_ms)
+    assert said == f"onnxruntime: intra-op spinning {'on' if kept else 'off'}, measured {first:.2f} vs {second:.2f} ms"
+    assert timed.count(True) == timed.count(False) >= 2
+
+
+def test_one_thread_has_nothing_to_spin(exported):
+    _, path, shape = exported
+    session, said = faster_onnxruntime_session(path, example_input(shape), threads=1,
+                                               measure=lambda *_: pytest.fail("timed with one thread"))
+    assert said == "" and spins(session)
 
 
 def test_exported_graph_is_valid_with_a_symbolic_batch(exported):
