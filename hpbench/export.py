@@ -23,6 +23,8 @@ import importlib
 import io
 import os
 import re
+import statistics
+import time
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -189,8 +191,6 @@ def spinning_words(session: Any) -> str:
 
 
 def _call_seconds(session: Any, example: torch.Tensor, calls: int) -> float:
-    import time
-
     start = time.perf_counter()
     for _ in range(calls):
         run_onnx(session, example)
@@ -210,8 +210,6 @@ def faster_onnxruntime_session(path: str | os.PathLike[str], example: torch.Tens
     The sessions take turns: one warm-up call each, then 3 rounds of about :data:`CHOICE_SECONDS` each (a
     single round of one call when a call takes longer). ``measure(session, calls)`` (seconds per call) replaces
     the clock in tests."""
-    import statistics
-
     if threads <= 1:
         return onnxruntime_session(path, threads=threads), ""
     measure = measure or (lambda session, calls: _call_seconds(session, example, calls))
@@ -344,11 +342,11 @@ def onnxruntime_latency(
     min_run_time_s: float = 1.0,
 ) -> Latency:
     """ONNX Runtime CPU latency of the ONNX file ``path`` on ``example`` (its batch size), timed as
-    :func:`measure_latency` times PyTorch: ``threads`` intra-op threads (default: torch's setting)."""
+    :func:`measure_latency` times PyTorch: ``threads`` intra-op threads (default: torch's setting), spinning
+    or sleeping, whichever :func:`faster_onnxruntime_session` finds faster (named in the method)."""
     threads = threads or torch.get_num_threads()
     inputs = example.detach().cpu().float()
-    # a clear error when onnxruntime is missing
-    session, _ = faster_onnxruntime_session(path, inputs, threads=threads)
+    session, _ = faster_onnxruntime_session(path, inputs, threads=threads)  # a clear error without onnxruntime
     import onnxruntime
 
     measurement = time_step(lambda: run_onnx(session, inputs), threads=threads, warmup=warmup,
