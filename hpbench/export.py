@@ -54,6 +54,8 @@ __all__ = [
     "onnxruntime_latency",
     "onnxruntime_session",
     "run_onnx",
+    "spinning_words",
+    "spins",
 ]
 
 DEFAULT_OPSET = 18
@@ -155,6 +157,13 @@ def export_onnx(
     return path
 
 
+SPINNING_KEY = "session.intra_op.allow_spinning"
+"""The session option that lets idle intra-op threads sleep ("0") instead of spin-waiting."""
+CHOICE_SECONDS = 0.15
+"""About how long :func:`faster_onnxruntime_session` times each session per round (3 rounds; one call each
+when a call takes longer)."""
+
+
 def onnxruntime_session(path: str | os.PathLike[str], *, threads: int = 1, spinning: bool = True) -> Any:
     """An ONNX Runtime CPU session on ``path`` with ``threads`` intra-op threads (one inter-op thread).
 
@@ -169,12 +178,6 @@ def onnxruntime_session(path: str | os.PathLike[str], *, threads: int = 1, spinn
     if not spinning:
         options.add_session_config_entry(SPINNING_KEY, "0")
     return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
-
-
-SPINNING_KEY = "session.intra_op.allow_spinning"
-CHOICE_SECONDS = 0.15
-"""About how long :func:`faster_onnxruntime_session` times each session per round (3 rounds; one call each
-when a call takes longer)."""
 
 
 def spins(session: Any) -> bool:
