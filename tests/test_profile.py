@@ -166,8 +166,19 @@ def test_figures_carry_the_digits_their_spread_allows(value, uncertainty, shown)
     assert significant(value, uncertainty) == shown
 
 
-def _target(name, durations_ms, runtime=Runtime.EAGER):
-    """A fake target whose calls sleep ``durations_ms(call index)``; it counts its calls."""
+class _Clock:
+    """A stand-in for the profiler's clock (``time.perf_counter``): it moves only when a fake call says so."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def perf_counter(self) -> float:
+        return self.now
+
+
+def _target(name, durations_ms, runtime=Runtime.EAGER, clock=None):
+    """A fake target whose calls sleep ``durations_ms(call index)`` (or, given a :class:`_Clock` the profiler
+    reads, move it on by as much: no scheduling jitter); it counts its calls."""
     import time
 
     calls = []
@@ -175,7 +186,11 @@ def _target(name, durations_ms, runtime=Runtime.EAGER):
     def step(batch):
         def call():
             calls.append(batch)
-            time.sleep(durations_ms(len(calls)) * batch / 1000)
+            seconds = durations_ms(len(calls)) * batch / 1000
+            if clock is None:
+                time.sleep(seconds)
+            else:
+                clock.now += seconds
         return call
     return Target(name, runtime, torch.device("cpu"), step, "sleep", threads=1), calls
 
@@ -188,11 +203,13 @@ def _quiet_machine(monkeypatch):
 
 def test_a_steady_target_is_reliable_with_its_samples_rounds_and_percentiles(monkeypatch):
     _quiet_machine(monkeypatch)
-    # 20 ms calls: a busy test machine's scheduling jitter (a few ms) stays well inside the spread allowed
-    target, _ = _target("a", lambda i: 20.0)
-    (timing,), notes = time_targets([target], Budget(seconds=1.5, samples=12, min_samples=4), sweep=False)
+    # on the stand-in clock: a busy test machine's scheduling jitter cannot make the rounds differ
+    clock = _Clock()
+    monkeypatch.setattr(hpbench.latency, "time", clock)
+    target, _ = _target("a", lambda i: 2.0, clock=clock)
+    (timing,), notes = time_targets([target], Budget(seconds=0.5, samples=12, min_samples=4), sweep=False)
     assert timing.reliable and timing.samples == 12 and timing.rounds == 3 and not timing.repeated
-    assert 19.9 < timing.p10_ms <= timing.median_ms <= timing.p90_ms < 60
+    assert 1.9 < timing.p10_ms <= timing.median_ms <= timing.p90_ms < 30
     assert timing.spread is not None and timing.load == (0.5, 0.5) and timing.wait == 0.0 and notes == []
     assert timing.env.threads == 1 and timing.batch == 1 and timing.throughput == pytest.approx(1000 / timing.median_ms)
 
