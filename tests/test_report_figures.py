@@ -180,3 +180,48 @@ def test_saving_draws_each_file_once_after_one_layout(tmp_path, monkeypatch):
             box = text.get_window_extent(renderer)
             inside = page.x0 - 1 <= box.x0 and box.x1 <= page.x1 + 1 and page.y0 - 1 <= box.y0 and box.y1 <= page.y1 + 1
             assert inside, text.get_text()
+
+
+def _pdf_streams(pdf: bytes) -> tuple[list[bytes], list[bytes]]:
+    """The decompressed streams of a matplotlib PDF: (TrueType font programs, all others)."""
+    import zlib
+
+    fonts, others = [], []
+    for match in re.finditer(rb"stream\n(.*?)\nendstream", pdf, re.DOTALL):
+        data = zlib.decompress(match[1])
+        (fonts if data[:4] in (b"\x00\x01\x00\x00", b"true") else others).append(data)
+    return fonts, others
+
+
+def test_pdf_font_subsets_leave_out_layout_tables_and_draw_the_same_page(tmp_path):
+    """The embedded subsets lack GSUB/GPOS/... (fontTools spends most of a PDF's time subsetting them), while
+    the pages are the same: every non-font stream byte-identical, every glyph's outline and advance equal to
+    those of matplotlib's own subset; matplotlib is left as it was."""
+    import io
+
+    from fontTools import subset as fonttools_subset
+    from fontTools.ttLib import TTFont
+    from matplotlib.backends import _backend_pdf_ps
+
+    from hpbench.report.figures import LAYOUT_TABLES, _style_context, save_figure, success_rate_figure
+
+    figure = success_rate_figure(score_rows(fake_scores(4)), dataset="nyu")
+    figure.axes[0].set_title("office fi AV T\u00e5 \u2264 3\u03c3")  # ligature, kerning and non-Latin candidates
+    ours = save_figure(figure, tmp_path / "lean")[0]
+    assert _backend_pdf_ps.subset is fonttools_subset
+    plain = tmp_path / "plain.pdf"
+    with _style_context():
+        figure.savefig(plain, format="pdf", metadata={"Creator": f"hpbench {__import__('hpbench').__version__}",
+                                                      "Producer": None, "CreationDate": None, "ModDate": None})
+    (lean_fonts, lean_rest), (full_fonts, full_rest) = _pdf_streams(ours.read_bytes()), _pdf_streams(plain.read_bytes())
+    assert lean_rest == full_rest and len(lean_fonts) == len(full_fonts) >= 1
+    assert any({"GSUB", "GPOS"} <= set(TTFont(io.BytesIO(data)).keys()) for data in full_fonts)  # what is saved
+    for lean_data, full_data in zip(lean_fonts, full_fonts, strict=True):
+        lean, full = TTFont(io.BytesIO(lean_data)), TTFont(io.BytesIO(full_data))
+        assert not ({"GSUB", "GPOS", "GDEF", "MATH"} | set(LAYOUT_TABLES)) & set(lean.keys())
+        order = lean.getGlyphOrder()  # the full subset may append glyphs its MATH table reaches: never drawn
+        assert len(order) > 4 and full.getGlyphOrder()[: len(order)] == order
+        assert lean["cmap"].getBestCmap() == full["cmap"].getBestCmap()
+        for name in order:
+            assert lean["hmtx"][name] == full["hmtx"][name], name
+            assert (lean["glyf"][name].compile(lean["glyf"]) == full["glyf"][name].compile(full["glyf"])), name
