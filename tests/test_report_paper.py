@@ -232,6 +232,29 @@ def test_cost_figure_labels_do_not_collide(tmp_path):
         assert not any(a.overlaps(b) for i, a in enumerate(boxes) for b in boxes[i + 1:])
 
 
+def test_cost_figure_is_laid_out_once_from_building_to_its_files(tmp_path, monkeypatch):
+    """The cost figure needs its layout to place labels; saving does not lay it out again (labels stay out of
+    the layout), and the saved page keeps every label inside it."""
+    from matplotlib.layout_engine import ConstrainedLayoutEngine
+
+    from hpbench.report.figures import save_figure
+
+    layouts = []
+    original = ConstrainedLayoutEngine.execute
+    monkeypatch.setattr(ConstrainedLayoutEngine, "execute",
+                        lambda self, fig: (layouts.append(1), original(self, fig))[1])
+    rows = rows_of({"CVPR18_NYU_V2V_PoseNet": 8.419, "ArXiv_NYU_TriHorn_Net": 7.676, "ours": 8.6},
+                   costs={"ours": (181_557, 0.272), "trinet": (7_808_953, 13.432)})
+    figure = cost_figure(cost_points(rows, dataset="nyu"), dataset="nyu")
+    save_figure(figure, tmp_path / "cost")
+    assert len(layouts) == 1
+    renderer, page = figure.canvas.get_renderer(), figure.bbox
+    for axes in figure.axes:
+        for text in axes.texts:
+            box = text.get_window_extent(renderer)
+            assert page.x0 <= box.x0 and box.x1 <= page.x1 and page.y0 <= box.y0 and box.y1 <= page.y1
+
+
 def test_write_report_writes_cost_files_and_limits_figure_methods(tmp_path):
     errors = {f"method_{i:02d}": 10.0 + i for i in range(12)}
     errors["ours"] = 30.0

@@ -312,7 +312,8 @@ def cost_figure(points: pd.DataFrame, *, dataset: str) -> Figure:
         handles += [Line2D([], [], color=colors[model], linestyle=":", linewidth=0.9) for model in levels["Model"]]
         figure.legend(handles, labels, loc="outside lower center", ncols=columns, frameon=False)
         figure.suptitle(f"{dataset.upper()}: error against cost")
-        figure.draw_without_rendering()
+        figure.draw_without_rendering()  # the constrained layout, done once: point labels stay out of it
+        figure.set_layout_engine(None)  # (removed: _style_context turns rcParams' automatic layouts off)
         renderer = figure.canvas.get_renderer()
         for axes, column in zip(panels, ("thop MACs (G)", "Latency (ms)")):
             shown = points[np.isfinite(points[column].to_numpy(dtype=float)) & (points[column] > 0)]
