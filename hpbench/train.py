@@ -59,7 +59,7 @@ import math
 import os
 import time
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -70,8 +70,8 @@ from torch import nn
 from hpbench import distributed
 from hpbench.cards import Constant, Cosine, Recipe, StepDecay
 
-__all__ = ["FrameSubset", "Recipe", "TrainResult", "autocast_dtype", "load_checkpoint_weights", "planned_steps",
-           "train", "with_overrides"]
+__all__ = ["FUSED_DEVICES", "FrameSubset", "Recipe", "TrainResult", "autocast_dtype", "fused_adam",
+           "load_checkpoint_weights", "planned_steps", "train", "with_overrides"]
 
 
 class FrameSubset(torch.utils.data.Subset):
@@ -100,14 +100,30 @@ class TrainResult:
         return self.resumed_from_epoch > 0 and self.epochs == self.resumed_from_epoch
 
 
+FUSED_DEVICES = ("cpu", "cuda")
+"""Devices where torch (>= 2.4) has one fused kernel for Adam's and AdamW's whole step."""
+
+
+def fused_adam(params: Sequence[torch.Tensor]) -> bool | None:
+    """``fused`` for Adam/AdamW over ``params``: True when all are floating-point tensors on
+    :data:`FUSED_DEVICES`, else None (torch's choice). On the CPU torch's default is a Python loop over the
+    tensors: for ours' 238 tensors 6.5 ms a step against 1.7 ms fused (2-3 % of a batch-8 step), the same
+    update up to rounding (losses 2e-3 apart after 50 steps, as far as summation order moves them)."""
+    fits = bool(params) and all(p.is_floating_point() and p.device.type in FUSED_DEVICES for p in params)
+    return True if fits else None
+
+
 def _optimizer(model: nn.Module, recipe: Recipe) -> torch.optim.Optimizer:
-    """The recipe's optimizer over ``model``'s trainable parameters, with all of its hyperparameters."""
+    """The recipe's optimizer over ``model``'s trainable parameters, with all of its hyperparameters; Adam and
+    AdamW fused where torch can (:func:`fused_adam`)."""
     params = [p for p in model.parameters() if p.requires_grad]
     decay = recipe.weight_decay
     if recipe.optimizer == "adam":
-        return torch.optim.Adam(params, lr=recipe.lr, betas=recipe.betas, eps=recipe.eps, weight_decay=decay)
+        return torch.optim.Adam(params, lr=recipe.lr, betas=recipe.betas, eps=recipe.eps, weight_decay=decay,
+                                fused=fused_adam(params))
     if recipe.optimizer == "adamw":
-        return torch.optim.AdamW(params, lr=recipe.lr, betas=recipe.betas, eps=recipe.eps, weight_decay=decay)
+        return torch.optim.AdamW(params, lr=recipe.lr, betas=recipe.betas, eps=recipe.eps, weight_decay=decay,
+                                 fused=fused_adam(params))
     if recipe.optimizer == "rmsprop":
         return torch.optim.RMSprop(params, lr=recipe.lr, eps=recipe.eps, weight_decay=decay, momentum=recipe.momentum)
     return torch.optim.SGD(params, lr=recipe.lr, weight_decay=decay, momentum=recipe.momentum)

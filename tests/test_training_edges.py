@@ -232,6 +232,37 @@ def test_each_optimizer_is_built_with_its_hyperparameters_and_used(train_cache, 
     assert kept | {key.split(".", 1)[1] for key in scalars} == state
 
 
+@pytest.mark.parametrize(("name", "cls"), [("adam", torch.optim.Adam), ("adamw", torch.optim.AdamW)])
+def test_adam_runs_fused_on_the_cpu_and_takes_adams_first_step(name, cls):
+    """torch's fused kernel (one pass over all tensors, not a Python loop) with Adam's own first step, by hand:
+    m = (1 - b1) g, v = (1 - b2) g^2, so the bias-corrected step is lr g / (|g| + eps); AdamW first shrinks
+    the weights by lr * wd, Adam adds wd * w to the gradient."""
+    recipe = _recipe(optimizer=name, lr=0.01, epochs=1, eps=1e-8, weight_decay=0.1)
+    layer = torch.nn.Linear(3, 1, bias=False)
+    with torch.no_grad():
+        layer.weight.copy_(torch.tensor([[0.5, -1.0, 2.0]]))
+    optimizer = _optimizer(layer, recipe)
+    assert type(optimizer) is cls and optimizer.param_groups[0]["fused"] is True
+    grad = torch.tensor([[0.3, -0.2, 0.0]])
+    weight = layer.weight.detach().clone()
+    layer.weight.grad = grad.clone()
+    optimizer.step()
+    if name == "adam":
+        g = grad + 0.1 * weight
+        expected = weight - 0.01 * g / (g.abs() + 1e-8)
+    else:
+        expected = weight * (1 - 0.01 * 0.1) - 0.01 * grad / (grad.abs() + 1e-8)
+    torch.testing.assert_close(layer.weight.detach(), expected, rtol=0, atol=1e-6)
+
+
+def test_adam_is_left_to_torch_where_no_fused_kernel_fits():
+    from hpbench.train import fused_adam
+
+    assert fused_adam([torch.zeros(2)]) is True
+    assert fused_adam([]) is None
+    assert fused_adam([torch.zeros(2, device="meta")]) is None
+
+
 @pytest.mark.parametrize("schedule, per_epoch", [
     (Constant(), [1.0, 1.0, 1.0, 1.0]),
     (Cosine(), [0.5 * (1 + math.cos(math.pi / 4)), 0.5, 0.5 * (1 + math.cos(3 * math.pi / 4)), 0.0]),
