@@ -350,7 +350,9 @@ class Timing:
 @dataclass
 class Target:
     """A prepared model in one runtime: ``step(batch)`` returns a call that runs one forward at ``batch``
-    (built once per batch, e.g. a captured CUDA graph). ``device`` names where it runs."""
+    (built once per batch, e.g. a captured CUDA graph). ``device`` names where it runs. ``variant`` names one
+    of several configurations of the same model, runtime and device (e.g. "intra-op spinning off"): all are
+    timed in the same rounds and the fastest is kept (:func:`time_targets`)."""
 
     model: str
     runtime: Runtime
@@ -361,6 +363,7 @@ class Target:
     failed: str = ""
     calls: dict[int, Callable[[], object]] = dataclasses.field(default_factory=dict)
     estimate_ms: float = float("nan")
+    variant: str = ""
 
     def call(self, batch: int) -> Callable[[], object]:
         if batch not in self.calls:
@@ -657,12 +660,32 @@ def _sweep(targets: Sequence[Target], first: dict[int, Timing], budget: Budget,
     return timings, notes
 
 
+def _fastest_variants(targets: list[Target], first: dict[int, Timing]) -> tuple[list[Target], list[str]]:
+    """``targets`` less the variants beaten at batch 1 (per model, runtime and device, the lowest median
+    stays; a tie keeps the first), and a note per choice naming every variant's median."""
+    groups: dict[tuple[str, Runtime, str], list[Target]] = {}
+    for target in targets:
+        groups.setdefault((target.model, target.runtime, str(target.device)), []).append(target)
+    kept, notes = [], []
+    for (model, runtime, _), group in groups.items():
+        best = min(group, key=lambda t: first[id(t)].median_ms)
+        kept.append(best)
+        if len(group) > 1:
+            others = ", ".join(f"{significant(first[id(t)].median_ms, digits=3)} ms {t.variant}" for t in group
+                               if t is not best)
+            notes.append(f"{model}, {runtime.label}: {best.variant} kept, "
+                         f"{significant(first[id(best)].median_ms, digits=3)} ms against {others} "
+                         f"(batch 1, timed in the same rounds)")
+    return [t for t in targets if any(t is k for k in kept)], notes
+
+
 def time_targets(targets: Sequence[Target], budget: Budget = Budget(), *, sweep: bool = True,
                  progress: Callable[[str], None] | None = None) -> tuple[list[Timing], list[str]]:
     """Time prepared ``targets``: warm-up, batch-1 latency in interleaved rounds (repeated once for the
-    targets whose figure is unreliable for reasons other than the budget), then (``sweep``) throughput at
-    larger batches that fit the budget. Returns the timings (target order, batch 1 first) and notes on
-    what failed or was skipped."""
+    targets whose figure is unreliable for reasons other than the budget), the fastest variant of each
+    model, runtime and device kept (:attr:`Target.variant`), then (``sweep``) throughput at larger batches
+    that fit the budget. Returns the timings (target order, batch 1 first) and notes on what failed, was
+    skipped or chosen."""
     notes, peaks, live = [], {}, []
     for target in targets:
         if progress:
@@ -682,6 +705,8 @@ def time_targets(targets: Sequence[Target], budget: Budget = Budget(), *, sweep:
             before, after = first[id(target)], second[id(target)]
             better = after if len(after.reasons) <= len(before.reasons) else before
             first[id(target)] = dataclasses.replace(better, repeated=before.reasons)
+    live, chosen = _fastest_variants(live, first)
+    notes += chosen
     more: dict[int, list[Timing]] = {}
     if sweep:
         more, skipped = _sweep(live, first, budget, progress)

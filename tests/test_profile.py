@@ -258,6 +258,30 @@ def test_the_sweep_times_larger_batches_that_fit(monkeypatch):
     assert timings[2].throughput == pytest.approx(32_000 / timings[2].median_ms)
 
 
+def test_variants_of_one_model_are_timed_in_the_same_rounds_and_the_fastest_is_kept(monkeypatch):
+    """Two configurations of a model in one runtime (as ONNX Runtime's spinning and sleeping threads): both
+    timed at batch 1, taking turns; the faster's timing and method stay, the sweep times only it, a note
+    names both medians. A tie keeps the first."""
+    _quiet_machine(monkeypatch)
+    clock = _Clock()
+    monkeypatch.setattr(hpbench.latency, "time", clock)
+    (slow, slow_calls), (fast, fast_calls) = _target("a", lambda i: 3.0, clock=clock), _target("a", lambda i: 1.0,
+                                                                                                clock=clock)
+    slow.variant, slow.method, fast.variant, fast.method = "spinning on", "spin", "spinning off", "sleep"
+    other, _ = _target("b", lambda i: 2.0, clock=clock)
+    timings, notes = time_targets([slow, fast, other], Budget(seconds=0.6, samples=6, min_samples=2, max_batch=8))
+    assert [(t.model, t.batch, t.method) for t in timings] == [("a", 1, "sleep"), ("a", 8, "sleep"),
+                                                               ("b", 1, "sleep"), ("b", 8, "sleep")]
+    assert timings[0].median_ms == pytest.approx(1.0)
+    assert set(slow_calls) == {1} and 8 in fast_calls and slow_calls.count(1) >= 3
+    assert notes == ["a, eager: spinning off kept, 1.00 ms against 3.00 ms spinning on "
+                     "(batch 1, timed in the same rounds)"]
+    first, second = _target("c", lambda i: 2.0, clock=clock)[0], _target("c", lambda i: 2.0, clock=clock)[0]
+    first.variant, first.method, second.variant = "default", "kept", "other"
+    timings, notes = time_targets([first, second], Budget(seconds=0.3, samples=3, min_samples=1), sweep=False)
+    assert [t.method for t in timings] == ["kept"] and notes[0].startswith("c, eager: default kept, 2.00 ms")
+
+
 def test_interleaved_rounds_alternate_targets_and_a_failure_is_a_note(monkeypatch):
     _quiet_machine(monkeypatch)
     order = []
