@@ -181,7 +181,12 @@ class Score:
     def records(self) -> list[dict[str, object]]:
         """This score's result rows as records: mean error, per-joint errors, success-rate curves
         (max and mean joint) over :data:`~hpbench.metrics.THRESHOLDS_MM` and their AUCs, each with the
-        fields that name the method, dataset and frames."""
+        fields that name the method, dataset and frames. Computed once (the scoring threads do it for the
+        report), each call a new list of new records."""
+        return [dict(record) for record in self._records]
+
+    @functools.cached_property
+    def _records(self) -> tuple[dict[str, object], ...]:
         common = {"model": self.method, "dataset": self.dataset.name, "split": "test", "n": len(self.frame_indices),
                   "frames": self.frames, "source": str(self.source)}
         thresholds = metrics.THRESHOLDS_MM
@@ -198,7 +203,7 @@ class Score:
                 for t, r in zip(thresholds.tolist(), curve.tolist(), strict=True)
             ]
             records.append({"metric": f"auc_{criterion}", "value": metrics.auc(thresholds, curve), "unit": "fraction"})
-        return [{**common, **record} for record in records]
+        return tuple({**common, **record} for record in records)
 
 
 def score_rows(scores: Sequence[Score]):  # -> pandas.DataFrame
@@ -513,6 +518,14 @@ def score_file(
     return score_predictions(prediction, gt, options, method=method)
 
 
+def _score_with_records(path: Path, gt: GroundTruth, options: ReadOptions) -> Score:
+    """:func:`score_file` with its result records computed too (on the scoring thread, beside other files'
+    parsing, not on the thread that waits for them)."""
+    score = score_file(path, gt, options)
+    score.records()
+    return score
+
+
 def infer_dataset(path: str | os.PathLike[str], explicit: str | None = None) -> DatasetSpec:
     """The dataset a prediction file belongs to: ``explicit``, else the one dataset name
     among the underscore-separated words of the file name or its folder names."""
@@ -731,7 +744,7 @@ def _scores(paths: Sequence[Path], dataset: str | None, options: ReadOptions,
                 truths[spec.name] = error
         jobs[path] = truths[spec.name]
     pool = ThreadPoolExecutor(max_workers=max(1, min(SCORING_THREADS, len(jobs))), thread_name_prefix="hpbench-score")
-    pending = {path: pool.submit(score_file, path, job, options) for path, job in jobs.items()
+    pending = {path: pool.submit(_score_with_records, path, job, options) for path, job in jobs.items()
                if not isinstance(job, Exception)}
 
     def score_of(path: Path) -> Score:

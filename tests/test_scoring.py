@@ -111,6 +111,33 @@ def test_rows_carry_the_score(tmp_path, small_icvl):
     assert set(rows["model"]) == {"m"} and set(rows["n"]) == {40}
 
 
+def test_records_are_made_on_the_scoring_threads_once_and_handed_out_as_copies(tmp_path, small_icvl, monkeypatch):
+    """The report's scoring threads compute each file's records beside other files' parsing; later calls
+    reuse them, and a caller that edits what it got cannot change what the next one gets."""
+    import threading
+
+    import hpbench.scoring as scoring
+
+    made: list[str] = []
+    original = scoring.metrics.success_rate
+
+    def counted(*args, **kwargs):
+        made.append(threading.current_thread().name)
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(scoring.metrics, "success_rate", counted)
+    xyz = _noisy(small_icvl, 8.0)
+    path = write_prediction_file(tmp_path / "icvl_m.txt", small_icvl.dataset.camera.xyz_to_uvd(xyz))
+    with scoring._scores([path], None, ReadOptions(), (PredictionFileError,), lambda spec: small_icvl) as score_of:
+        score = score_of(path)
+    assert len(made) == 2 and all(name.startswith("hpbench-score") for name in made)  # the max and mean curves
+    first = score.records()
+    assert len(made) == 2  # not made again
+    assert first[0]["metric"] == "mean_error"
+    first[0]["value"] = -1.0
+    assert score.records()[0]["value"] == pytest.approx(np.linalg.norm(xyz - small_icvl.xyz, axis=-1).mean(), abs=1e-4)
+
+
 def test_infer_dataset_from_names(tmp_path):
     assert infer_dataset(Path("CVPR18_NYU_V2V_PoseNet.txt")).name == "nyu"
     assert infer_dataset(Path("results/icvl/CVPR14_LRF_Results.txt")).name == "icvl"
