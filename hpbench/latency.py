@@ -666,17 +666,17 @@ def _fastest_variants(targets: list[Target], first: dict[int, Timing]) -> tuple[
     groups: dict[tuple[str, Runtime, str], list[Target]] = {}
     for target in targets:
         groups.setdefault((target.model, target.runtime, str(target.device)), []).append(target)
-    kept, notes = [], []
+    kept, notes = set(), []
     for (model, runtime, _), group in groups.items():
         best = min(group, key=lambda t: first[id(t)].median_ms)
-        kept.append(best)
+        kept.add(id(best))
         if len(group) > 1:
             others = ", ".join(f"{significant(first[id(t)].median_ms, digits=3)} ms {t.variant}" for t in group
                                if t is not best)
             notes.append(f"{model}, {runtime.label}: {best.variant} kept, "
                          f"{significant(first[id(best)].median_ms, digits=3)} ms against {others} "
                          f"(batch 1, timed in the same rounds)")
-    return [t for t in targets if any(t is k for k in kept)], notes
+    return [t for t in targets if id(t) in kept], notes
 
 
 def time_targets(targets: Sequence[Target], budget: Budget = Budget(), *, sweep: bool = True,

@@ -312,7 +312,6 @@ def test_a_floor_without_macs_is_a_level_on_the_mac_panel_and_named_in_the_legen
     assert "Mean pose (floor): 58.4 mm, no MACs (a level)" in labels
 
 
-
 def test_label_obstacles_lie_on_the_drawn_lines():
     """The display points labels keep off follow each line's own transform: a level (axhline, x in axes
     coordinates) spans the axes' width at its height, a post-step line runs along its corners, and nothing lies
